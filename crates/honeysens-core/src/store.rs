@@ -1,0 +1,260 @@
+//! Storage traits, split by aggregate and combined into [`Store`].
+//!
+//! Implementations live in `honeysens-store` (SQLite, PostgreSQL, MySQL/MariaDB). Every method
+//! validates nothing itself beyond what the schema enforces: callers validate specs first
+//! (`spec.validate()`), stores map constraint failures to [`Error::Conflict`] /
+//! [`Error::NotFound`](crate::Error::NotFound).
+
+use crate::error::Result;
+use crate::ids::*;
+use crate::model::*;
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[allow(unused_imports)]
+use crate::Error;
+
+/// Divisions, users and contacts.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    /// Creates a division; `Conflict` if the name is taken.
+    async fn create_division(&self, spec: &DivisionSpec) -> Result<Division>;
+    /// One division.
+    async fn get_division(&self, id: DivisionId) -> Result<Division>;
+    /// All divisions by name.
+    async fn list_divisions(&self) -> Result<Vec<Division>>;
+    /// Renames a division.
+    async fn update_division(&self, id: DivisionId, spec: &DivisionSpec) -> Result<Division>;
+    /// Deletes a division with its contacts and filters; `Conflict` while it still owns sensors.
+    async fn delete_division(&self, id: DivisionId) -> Result<()>;
+
+    /// Creates a user with an already hashed password; `Conflict` if the name is taken.
+    async fn create_user(&self, spec: &UserSpec, password_hash: &str) -> Result<User>;
+    /// One user.
+    async fn get_user(&self, id: UserId) -> Result<User>;
+    /// A user by login name, with the password hash for verification.
+    async fn get_user_credentials(&self, name: &str) -> Result<(User, String)>;
+    /// All users by name; with a division, only its members.
+    async fn list_users(&self, division: Option<DivisionId>) -> Result<Vec<User>>;
+    /// Replaces a user's editable fields and division memberships.
+    async fn update_user(&self, id: UserId, spec: &UserSpec) -> Result<User>;
+    /// Replaces the password hash; `must_change` forces a change at next login.
+    async fn set_password_hash(&self, id: UserId, hash: &str, must_change: bool) -> Result<()>;
+    /// Deletes a user.
+    async fn delete_user(&self, id: UserId) -> Result<()>;
+    /// Number of users; zero means first start.
+    async fn count_users(&self) -> Result<u64>;
+
+    /// Creates a contact.
+    async fn create_contact(&self, spec: &ContactSpec) -> Result<Contact>;
+    /// One contact.
+    async fn get_contact(&self, id: ContactId) -> Result<Contact>;
+    /// Contacts; with a division, only its contacts.
+    async fn list_contacts(&self, division: Option<DivisionId>) -> Result<Vec<Contact>>;
+    /// Replaces a contact.
+    async fn update_contact(&self, id: ContactId, spec: &ContactSpec) -> Result<Contact>;
+    /// Deletes a contact.
+    async fn delete_contact(&self, id: ContactId) -> Result<()>;
+}
+
+/// Sensors and their status reports.
+#[async_trait]
+pub trait SensorStore: Send + Sync {
+    /// Creates a sensor; `NotFound` if the division or firmware is missing, `Conflict` on a
+    /// duplicate name in the division.
+    async fn create_sensor(&self, spec: &SensorSpec) -> Result<Sensor>;
+    /// One sensor.
+    async fn get_sensor(&self, id: SensorId) -> Result<Sensor>;
+    /// Sensors by name; with divisions, only theirs.
+    async fn list_sensors(&self, divisions: Option<&[DivisionId]>) -> Result<Vec<Sensor>>;
+    /// Replaces a sensor's configuration.
+    async fn update_sensor(&self, id: SensorId, spec: &SensorSpec) -> Result<Sensor>;
+    /// Deletes a sensor and, in the same transaction, revokes its certificates.
+    async fn delete_sensor(&self, id: SensorId) -> Result<()>;
+    /// Stores a status report and updates the sensor's `last_seen`/`last_state`.
+    async fn record_status(&self, report: &StatusReport) -> Result<()>;
+    /// The newest `limit` reports of a sensor, newest first.
+    async fn list_status(&self, id: SensorId, limit: u32) -> Result<Vec<StatusReport>>;
+    /// Deletes reports received before `before`; returns how many.
+    async fn prune_status(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Platforms and firmware revisions.
+#[async_trait]
+pub trait PlatformStore: Send + Sync {
+    /// Creates a platform; `Conflict` if the name is taken.
+    async fn create_platform(&self, spec: &PlatformSpec) -> Result<Platform>;
+    /// One platform.
+    async fn get_platform(&self, id: PlatformId) -> Result<Platform>;
+    /// All platforms.
+    async fn list_platforms(&self) -> Result<Vec<Platform>>;
+    /// Adds a firmware revision; `Conflict` on a duplicate version for the platform.
+    async fn add_firmware(&self, spec: &FirmwareSpec) -> Result<FirmwareRevision>;
+    /// One firmware revision.
+    async fn get_firmware(&self, id: FirmwareId) -> Result<FirmwareRevision>;
+    /// A platform's revisions, newest first.
+    async fn list_firmware(&self, platform: PlatformId) -> Result<Vec<FirmwareRevision>>;
+    /// Makes a revision its platform's default.
+    async fn set_default_firmware(&self, id: FirmwareId) -> Result<()>;
+    /// Removes a revision; sensors that targeted it and a platform default pointing at it are reset.
+    async fn delete_firmware(&self, id: FirmwareId) -> Result<()>;
+}
+
+/// Honeypot services, revisions and the sensor × service matrix.
+#[async_trait]
+pub trait ServiceStore: Send + Sync {
+    /// Creates a service; `Conflict` if the name is taken.
+    async fn create_service(&self, spec: &ServiceSpec) -> Result<Service>;
+    /// One service.
+    async fn get_service(&self, id: ServiceId) -> Result<Service>;
+    /// All services by name.
+    async fn list_services(&self) -> Result<Vec<Service>>;
+    /// Deletes a service with its revisions and assignments.
+    async fn delete_service(&self, id: ServiceId) -> Result<()>;
+    /// Adds a revision; `Conflict` on a duplicate (service, revision, architecture).
+    async fn add_service_revision(&self, spec: &ServiceRevisionSpec) -> Result<ServiceRevision>;
+    /// A service's revisions, newest first.
+    async fn list_service_revisions(&self, service: ServiceId) -> Result<Vec<ServiceRevision>>;
+    /// Removes one revision.
+    async fn delete_service_revision(&self, id: ServiceRevisionId) -> Result<()>;
+    /// Assigns (or re-pins) a service to a sensor.
+    async fn assign_service(&self, assignment: &ServiceAssignment) -> Result<()>;
+    /// Removes an assignment; `NotFound` if there was none.
+    async fn unassign_service(&self, sensor: SensorId, service: ServiceId) -> Result<()>;
+    /// Assignments, optionally of one sensor.
+    async fn list_assignments(&self, sensor: Option<SensorId>) -> Result<Vec<ServiceAssignment>>;
+}
+
+/// Events and event filters.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores a batch in one transaction, skipping uids already stored. `division` is the
+    /// division of the reporting sensors; `status` the initial status for each event (filters
+    /// may auto-resolve). `NotFound` if a sensor does not exist.
+    async fn insert_events(
+        &self,
+        events: &[(NewEvent, DivisionId, EventStatus)],
+    ) -> Result<InsertReport>;
+    /// One event.
+    async fn get_event(&self, id: EventId) -> Result<Event>;
+    /// An event's details and packets.
+    async fn get_event_payload(&self, id: EventId) -> Result<EventPayload>;
+    /// A page of events matching `query`, ordered by event time then id (keyset pagination).
+    async fn list_events(&self, query: &EventQuery, page: &PageRequest) -> Result<Page<Event>>;
+    /// Number of events matching `query`.
+    async fn count_events(&self, query: &EventQuery) -> Result<u64>;
+    /// Applies `update` to the selected events; returns how many changed.
+    async fn update_events(&self, selection: &EventSelection, update: &EventUpdate) -> Result<u64>;
+    /// Deletes the selected events; returns how many.
+    async fn delete_events(&self, selection: &EventSelection) -> Result<u64>;
+
+    /// Creates a filter.
+    async fn create_filter(&self, spec: &EventFilterSpec) -> Result<EventFilter>;
+    /// One filter.
+    async fn get_filter(&self, id: FilterId) -> Result<EventFilter>;
+    /// Filters; with divisions, only theirs.
+    async fn list_filters(&self, divisions: Option<&[DivisionId]>) -> Result<Vec<EventFilter>>;
+    /// Replaces a filter's editable fields (hits are kept).
+    async fn update_filter(&self, id: FilterId, spec: &EventFilterSpec) -> Result<EventFilter>;
+    /// Deletes a filter.
+    async fn delete_filter(&self, id: FilterId) -> Result<()>;
+    /// Adds to a filter's hit counter atomically.
+    async fn add_filter_hits(&self, id: FilterId, hits: u64) -> Result<()>;
+}
+
+/// Global settings.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// Current settings; defaults when never saved.
+    async fn get_settings(&self) -> Result<Settings>;
+    /// Replaces the settings.
+    async fn put_settings(&self, settings: &Settings) -> Result<()>;
+}
+
+/// The internal CA and issued certificates.
+#[async_trait]
+pub trait CertificateStore: Send + Sync {
+    /// The CA, if one was created.
+    async fn get_ca(&self) -> Result<Option<CaRecord>>;
+    /// Stores `ca` unless a CA exists; returns the CA in force (first writer wins).
+    async fn init_ca(&self, ca: &CaRecord) -> Result<CaRecord>;
+    /// Records an issued certificate; `Conflict` on a duplicate serial or fingerprint.
+    async fn record_certificate(&self, cert: &IssuedCertificate) -> Result<()>;
+    /// A certificate by SHA-256 fingerprint.
+    async fn get_certificate_by_fingerprint(&self, fingerprint: &str) -> Result<IssuedCertificate>;
+    /// A sensor's certificates, newest first.
+    async fn list_certificates(&self, sensor: SensorId) -> Result<Vec<IssuedCertificate>>;
+    /// Revokes one certificate (idempotent; keeps the first revocation time).
+    async fn revoke_certificate(&self, serial: &str, at: Timestamp) -> Result<()>;
+    /// Every revoked certificate that has not yet expired (the CRL content).
+    async fn list_revoked(&self, now: Timestamp) -> Result<Vec<IssuedCertificate>>;
+}
+
+/// The durable job queue. Each job is claimed by one worker at a time, also across replicas.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Enqueues a job.
+    async fn enqueue_job(&self, job: &NewJob) -> Result<JobId>;
+    /// Claims up to `limit` due jobs (optionally of the given kinds) for `worker`, leasing them
+    /// for `lease`; expired leases of crashed workers are claimed again.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        kinds: Option<&[String]>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Job>>;
+    /// Marks a claimed job done; `Conflict` if `worker` no longer holds it.
+    async fn complete_job(&self, id: JobId, worker: &str) -> Result<()>;
+    /// Records a failed attempt: requeued for `retry_at`, or failed for good when no attempts
+    /// remain or `retry_at` is `None`. `Conflict` if `worker` no longer holds it.
+    async fn fail_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()>;
+    /// One job.
+    async fn get_job(&self, id: JobId) -> Result<Job>;
+    /// Deletes done and failed jobs created before `before`; returns how many.
+    async fn purge_jobs(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+/// Everything the server persists; use as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store:
+    DirectoryStore
+    + SensorStore
+    + PlatformStore
+    + ServiceStore
+    + EventStore
+    + SettingsStore
+    + CertificateStore
+    + JobStore
+    + Send
+    + Sync
+    + 'static
+{
+    /// The engine behind this store.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations; safe to call on every start.
+    async fn migrate(&self) -> Result<()>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Closes the connection pool.
+    async fn close(&self);
+}

@@ -1,0 +1,104 @@
+//! Errors of opening a store, and the mapping of database errors onto domain errors.
+
+use honeysens_core::Error;
+use sqlx::error::ErrorKind as DbKind;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The URL names no supported database (`sqlite:`, `postgres:`, `mysql:`/`mariadb:`).
+    #[error("unsupported database URL scheme {0:?}; use sqlite://, postgres:// or mysql://")]
+    UnsupportedScheme(String),
+    /// The URL could not be parsed.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// Connecting failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A store operation during opening failed.
+    #[error("store operation failed while opening")]
+    Store(#[source] honeysens_core::Error),
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        Error::Storage(Box::new(e))
+    }
+}
+
+/// Maps a failed write of `entity` whose foreign keys point at `parent`.
+pub(crate) fn write_err(
+    entity: &'static str,
+    parent: &'static str,
+) -> impl Fn(sqlx::Error) -> Error {
+    move |e| match kind(&e) {
+        Some(DbKind::UniqueViolation) => {
+            Error::conflict(entity, format!("{entity} already exists"))
+        }
+        Some(DbKind::ForeignKeyViolation) => Error::not_found(parent),
+        _ => other(entity, e),
+    }
+}
+
+/// Maps a failed delete of `entity`: a foreign-key violation means it is still in use.
+pub(crate) fn delete_err(entity: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| match kind(&e) {
+        Some(DbKind::ForeignKeyViolation) => {
+            Error::conflict(entity, format!("{entity} is still in use"))
+        }
+        _ => other(entity, e),
+    }
+}
+
+/// Maps a failed read of `entity`.
+pub(crate) fn read_err(entity: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| other(entity, e)
+}
+
+fn kind(e: &sqlx::Error) -> Option<DbKind> {
+    match e {
+        sqlx::Error::Database(db) => Some(db.kind()),
+        _ => None,
+    }
+}
+
+fn other(entity: &'static str, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::RowNotFound => Error::not_found(entity),
+        e => Error::Storage(Box::new(e)),
+    }
+}
+
+/// A row that the schema allowed but the domain cannot read (e.g. an unknown enum value).
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt {entity} row: {detail}")]
+pub struct CorruptRow {
+    entity: &'static str,
+    detail: String,
+}
+
+pub(crate) fn corrupt(entity: &'static str, detail: impl std::fmt::Display) -> Error {
+    Error::Storage(Box::new(CorruptRow {
+        entity,
+        detail: detail.to_string(),
+    }))
+}
+
+/// Whether `e` is a transient conflict (deadlock, serialisation failure, busy database) after
+/// which the same transaction may simply be run again.
+pub(crate) fn is_retryable(e: &Error) -> bool {
+    let Error::Storage(src) = e else { return false };
+    match src.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "5" | "6" | "517")
+            )
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,1518 @@
+//! The store implementation shared by all backends.
+//!
+//! Written once as a macro and expanded per backend, so every query is checked against the
+//! concrete sqlx driver types (no `sqlx::Any`). Each backend module supplies the few pieces that
+//! differ between engines:
+//!
+//! - `sql(&'static str)`: the statement with `?` placeholders, rewritten for PostgreSQL;
+//! - `sql_returning_id`, `fetch_id`: how an insert reports its new id;
+//! - `begin_write`: a write transaction (SQLite takes the write lock up front);
+//! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows;
+//! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
+//! - `UPSERT_SETTING`, `INIT_CA`, `UPSERT_ASSIGNMENT`: the engine's upsert spelling.
+
+/// Rows per multi-row `INSERT` (keeps every engine under its bind-parameter limit).
+pub(crate) const EVENT_CHUNK: usize = 1000;
+
+/// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE '!'` pattern.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_store {
+    ($store:ident, $db:ty, $backend:expr, $migrator:expr) => {
+        mod generated {
+            use super::*;
+            use async_trait::async_trait;
+            use honeysens_core::ids::*;
+            use honeysens_core::model::*;
+            use honeysens_core::store::*;
+            use honeysens_core::time::{now, to_micros, Timestamp};
+            use honeysens_core::{Error, Result};
+            use sqlx::QueryBuilder;
+            use std::collections::{HashMap, HashSet};
+            use std::time::Duration;
+            use $crate::error::{corrupt, delete_err, is_retryable, read_err, write_err};
+            use $crate::imp::{like_pattern, EVENT_CHUNK};
+            use $crate::rows::*;
+
+            type Qb = QueryBuilder<$db>;
+
+            const USER_COLUMNS: &str =
+                "id, name, full_name, email, role, must_change_password, created_at";
+            const CONTACT_COLUMNS: &str = "id, division_id, kind, address, user_id, \
+                critical_events, all_events, sensor_timeouts, weekly_summary";
+            const SENSOR_COLUMNS: &str = "id, name, location, division_id, config, \
+                update_interval, firmware_id, auth_mode, created_at, last_seen, last_state";
+            const FIRMWARE_COLUMNS: &str = "id, platform_id, version, description, changelog, \
+                sha256, size, storage_key, created_at";
+            const REVISION_COLUMNS: &str = "id, service_id, revision, architecture, description, \
+                port_assignment, catch_all, raw_network_access, image_digest, created_at";
+            const FILTER_COLUMNS: &str = "id, division_id, name, description, enabled, action, \
+                conditions, hits, created_at";
+            const CERT_COLUMNS: &str =
+                "serial, sensor_id, fingerprint, not_before, not_after, cert_pem, revoked_at";
+            const JOB_COLUMNS: &str = "id, kind, payload, state, attempts, max_attempts, run_at, \
+                locked_by, locked_until, last_error, created_at";
+            const STATUS_COLUMNS: &str = "sensor_id, sent_at, received_at, state, free_memory_mb, \
+                disk_total_mb, disk_used_mb, agent_version, firmware_version, spool_depth, \
+                addresses, services";
+
+            fn push_in<T, I>(qb: &mut Qb, column: &str, values: I)
+            where
+                I: IntoIterator<Item = T>,
+                T: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db>,
+            {
+                let values: Vec<T> = values.into_iter().collect();
+                if values.is_empty() {
+                    qb.push(" AND 1 = 0");
+                    return;
+                }
+                qb.push(" AND ").push(column).push(" IN (");
+                let mut sep = qb.separated(", ");
+                for v in values {
+                    sep.push_bind(v);
+                }
+                qb.push(")");
+            }
+
+            /// Appends `AND …` for every set condition of `q`.
+            fn push_event_conditions(qb: &mut Qb, q: &EventQuery) {
+                if let Some(divs) = &q.divisions {
+                    push_in(qb, "division_id", divs.iter().map(|d| d.0));
+                }
+                if !q.sensors.is_empty() {
+                    push_in(qb, "sensor_id", q.sensors.iter().map(|s| s.0));
+                }
+                if !q.classifications.is_empty() {
+                    push_in(qb, "classification", q.classifications.iter().map(|c| c.as_str()));
+                }
+                if !q.type_codes.is_empty() {
+                    push_in(qb, "type_code", q.type_codes.iter().map(String::as_str));
+                }
+                if !q.statuses.is_empty() {
+                    push_in(qb, "status", q.statuses.iter().map(|s| s.as_str()));
+                }
+                if let Some(from) = q.from {
+                    qb.push(" AND ts >= ").push_bind(to_micros(from));
+                }
+                if let Some(until) = q.until {
+                    qb.push(" AND ts < ").push_bind(to_micros(until));
+                }
+                if let Some(archived) = q.archived {
+                    qb.push(" AND archived = ").push_bind(archived);
+                }
+                if let Some(source) = &q.source {
+                    let (lo, hi) = source.key_range();
+                    qb.push(" AND source_key BETWEEN ")
+                        .push_bind(lo.to_vec())
+                        .push(" AND ")
+                        .push_bind(hi.to_vec());
+                }
+                if let Some(port) = q.dest_port {
+                    qb.push(" AND dest_port = ").push_bind(i32::from(port));
+                }
+                if let Some(proto) = q.protocol {
+                    qb.push(" AND protocol = ").push_bind(proto.as_str());
+                }
+                if let Some(text) = &q.text {
+                    let pattern = like_pattern(text);
+                    qb.push(" AND (LOWER(source_ip) LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" ESCAPE '!' OR LOWER(summary) LIKE ")
+                        .push_bind(pattern.clone())
+                        .push(" ESCAPE '!' OR LOWER(comment) LIKE ")
+                        .push_bind(pattern)
+                        .push(" ESCAPE '!')");
+                }
+            }
+
+            fn push_selection(qb: &mut Qb, sel: &EventSelection) {
+                if let Some(ids) = &sel.ids {
+                    push_in(qb, "id", ids.iter().map(|i| i.0));
+                }
+                push_event_conditions(qb, &sel.query);
+            }
+
+            impl $store {
+                /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
+                pub(crate) fn event_insert_builder(
+                    chunk: &[&(NewEvent, DivisionId, EventStatus)],
+                    received_at: i64,
+                ) -> Qb {
+                    let mut qb = Qb::new(
+                        "INSERT INTO events (uid, sensor_id, division_id, service, ts, \
+                         received_at, source_ip, source_key, source_port, dest_ip, dest_port, \
+                         protocol, type_code, classification, severity, summary, status, \
+                         comment, archived, details, packets) ",
+                    );
+                    qb.push_values(chunk, |mut b, (ev, division, status)| {
+                        let d = &ev.data;
+                        b.push_bind(d.uid.as_bytes().to_vec())
+                            .push_bind(d.sensor_id.0)
+                            .push_bind(division.0)
+                            .push_bind(d.service.clone())
+                            .push_bind(to_micros(d.timestamp))
+                            .push_bind(received_at)
+                            .push_bind(d.source_ip.to_string())
+                            .push_bind(ip_key(d.source_ip).to_vec())
+                            .push_bind(d.source_port.map(i32::from))
+                            .push_bind(d.dest_ip.map(|ip| ip.to_string()))
+                            .push_bind(d.dest_port.map(i32::from))
+                            .push_bind(d.protocol.as_str())
+                            .push_bind(d.type_code.clone())
+                            .push_bind(d.classification.as_str())
+                            .push_bind(d.severity.as_str())
+                            .push_bind(d.summary.clone())
+                            .push_bind(status.as_str())
+                            .push_bind(None::<String>)
+                            .push_bind(false)
+                            .push_bind(json(&ev.details))
+                            .push_bind(json(&ev.packets));
+                    });
+                    qb
+                }
+
+                async fn claim_jobs_once(
+                    &self,
+                    worker: &str,
+                    kinds: Option<&[String]>,
+                    limit: u32,
+                    lease: Duration,
+                ) -> Result<Vec<Job>> {
+                    if limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let at = now();
+                    let now_us = to_micros(at);
+                    let lease_us = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 4);
+                    let mut tx = self.begin_write().await.map_err(read_err("job"))?;
+                    let mut qb = Qb::new(
+                        "SELECT id, attempts, max_attempts FROM jobs WHERE \
+                         ((state = 'queued' AND run_at <= ",
+                    );
+                    qb.push_bind(now_us)
+                        .push(") OR (state = 'running' AND locked_until < ")
+                        .push_bind(now_us)
+                        .push("))");
+                    if let Some(kinds) = kinds {
+                        push_in(&mut qb, "kind", kinds.iter().map(String::as_str));
+                    }
+                    qb.push(" ORDER BY run_at, id LIMIT ")
+                        .push_bind(i64::from(limit))
+                        .push(Self::LOCK_SKIP);
+                    let candidates: Vec<(i64, i32, i32)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(read_err("job"))?;
+                    // A lease that expired on the last allowed attempt ends the job instead.
+                    let (exhausted, claim): (Vec<_>, Vec<_>) =
+                        candidates.into_iter().partition(|(_, attempts, max)| attempts >= max);
+                    if !exhausted.is_empty() {
+                        let mut qb = Qb::new(
+                            "UPDATE jobs SET state = 'failed', locked_by = NULL, locked_until = NULL, \
+                             last_error = 'lease expired on the last attempt' WHERE 1 = 1",
+                        );
+                        push_in(&mut qb, "id", exhausted.iter().map(|c| c.0));
+                        qb.build().execute(&mut *tx).await.map_err(read_err("job"))?;
+                    }
+                    if claim.is_empty() {
+                        tx.commit().await.map_err(read_err("job"))?;
+                        return Ok(Vec::new());
+                    }
+                    let mut qb = Qb::new("UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ");
+                    qb.push_bind(worker)
+                        .push(", locked_until = ")
+                        .push_bind(now_us.saturating_add(lease_us))
+                        .push(" WHERE 1 = 1");
+                    push_in(&mut qb, "id", claim.iter().map(|c| c.0));
+                    qb.build().execute(&mut *tx).await.map_err(read_err("job"))?;
+                    let mut qb = Qb::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+                    push_in(&mut qb, "id", claim.iter().map(|c| c.0));
+                    qb.push(" ORDER BY run_at, id");
+                    let rows: Vec<JobRow> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(read_err("job"))?;
+                    tx.commit().await.map_err(read_err("job"))?;
+                    rows.into_iter().map(Job::try_from).collect()
+                }
+
+                async fn user_divisions(&self, user: Option<i64>) -> Result<HashMap<i64, Vec<DivisionId>>> {
+                    let rows: Vec<(i64, i64)> = match user {
+                        Some(id) => sqlx::query_as(Self::sql(
+                            "SELECT user_id, division_id FROM user_divisions WHERE user_id = ? \
+                             ORDER BY division_id",
+                        ))
+                        .bind(id)
+                        .fetch_all(&self.pool)
+                        .await,
+                        None => sqlx::query_as(Self::sql(
+                            "SELECT user_id, division_id FROM user_divisions \
+                             ORDER BY user_id, division_id",
+                        ))
+                        .fetch_all(&self.pool)
+                        .await,
+                    }
+                    .map_err(read_err("user"))?;
+                    let mut map: HashMap<i64, Vec<DivisionId>> = HashMap::new();
+                    for (u, d) in rows {
+                        map.entry(u).or_default().push(DivisionId(d));
+                    }
+                    Ok(map)
+                }
+
+                async fn exists(&self, table_sql: &'static str, id: i64) -> Result<bool> {
+                    let n: i64 = sqlx::query_scalar(Self::sql(table_sql))
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("record"))?;
+                    Ok(n > 0)
+                }
+            }
+
+            #[async_trait]
+            impl DirectoryStore for $store {
+                async fn create_division(&self, spec: &DivisionSpec) -> Result<Division> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO divisions (name, created_at) VALUES (?, ?)",
+                    ))
+                    .bind(&spec.name)
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("division", "division"))?;
+                    Ok(Division { id: DivisionId(id), name: spec.name.clone(), created_at: created })
+                }
+
+                async fn get_division(&self, id: DivisionId) -> Result<Division> {
+                    sqlx::query_as::<_, DivisionRow>(Self::sql(
+                        "SELECT id, name, created_at FROM divisions WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(Division::from)
+                    .map_err(read_err("division"))
+                }
+
+                async fn list_divisions(&self) -> Result<Vec<Division>> {
+                    let rows = sqlx::query_as::<_, DivisionRow>(Self::sql(
+                        "SELECT id, name, created_at FROM divisions ORDER BY name",
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err("division"))?;
+                    Ok(rows.into_iter().map(Division::from).collect())
+                }
+
+                async fn update_division(&self, id: DivisionId, spec: &DivisionSpec) -> Result<Division> {
+                    let done = sqlx::query(Self::sql("UPDATE divisions SET name = ? WHERE id = ?"))
+                        .bind(&spec.name)
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(write_err("division", "division"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("division"));
+                    }
+                    self.get_division(id).await
+                }
+
+                async fn delete_division(&self, id: DivisionId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM divisions WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("division"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("division"));
+                    }
+                    Ok(())
+                }
+
+                async fn create_user(&self, spec: &UserSpec, password_hash: &str) -> Result<User> {
+                    let created = now();
+                    let mut tx = self.begin_write().await.map_err(read_err("user"))?;
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO users (name, full_name, email, role, password_hash, \
+                         must_change_password, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.full_name)
+                    .bind(&spec.email)
+                    .bind(spec.role.as_str())
+                    .bind(password_hash)
+                    .bind(false)
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &mut *tx).await.map_err(write_err("user", "division"))?;
+                    let mut divisions = spec.divisions.clone();
+                    divisions.sort();
+                    divisions.dedup();
+                    for d in &divisions {
+                        sqlx::query(Self::sql(
+                            "INSERT INTO user_divisions (user_id, division_id) VALUES (?, ?)",
+                        ))
+                        .bind(id)
+                        .bind(d.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(write_err("user", "division"))?;
+                    }
+                    tx.commit().await.map_err(read_err("user"))?;
+                    Ok(User {
+                        id: UserId(id),
+                        spec: UserSpec { divisions, ..spec.clone() },
+                        must_change_password: false,
+                        created_at: created,
+                    })
+                }
+
+                async fn get_user(&self, id: UserId) -> Result<User> {
+                    let row = sqlx::query_as::<_, UserRow>(Self::sql(
+                        "SELECT id, name, full_name, email, role, must_change_password, created_at \
+                         FROM users WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(read_err("user"))?;
+                    let mut divs = self.user_divisions(Some(id.0)).await?;
+                    row.into_user(divs.remove(&id.0).unwrap_or_default())
+                }
+
+                async fn get_user_credentials(&self, name: &str) -> Result<(User, String)> {
+                    let (id, hash): (i64, String) = sqlx::query_as(Self::sql(
+                        "SELECT id, password_hash FROM users WHERE name = ?",
+                    ))
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(read_err("user"))?;
+                    Ok((self.get_user(UserId(id)).await?, hash))
+                }
+
+                async fn list_users(&self, division: Option<DivisionId>) -> Result<Vec<User>> {
+                    let mut qb = Qb::new(format!("SELECT {USER_COLUMNS} FROM users"));
+                    if let Some(d) = division {
+                        qb.push(" WHERE id IN (SELECT user_id FROM user_divisions WHERE division_id = ")
+                            .push_bind(d.0)
+                            .push(")");
+                    }
+                    qb.push(" ORDER BY name");
+                    let rows: Vec<UserRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("user"))?;
+                    let mut divs = self.user_divisions(None).await?;
+                    rows.into_iter()
+                        .map(|r| {
+                            let d = divs.remove(&r.id).unwrap_or_default();
+                            r.into_user(d)
+                        })
+                        .collect()
+                }
+
+                async fn update_user(&self, id: UserId, spec: &UserSpec) -> Result<User> {
+                    let mut tx = self.begin_write().await.map_err(read_err("user"))?;
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE users SET name = ?, full_name = ?, email = ?, role = ? WHERE id = ?",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.full_name)
+                    .bind(&spec.email)
+                    .bind(spec.role.as_str())
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_err("user", "user"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("user"));
+                    }
+                    sqlx::query(Self::sql("DELETE FROM user_divisions WHERE user_id = ?"))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err("user"))?;
+                    let mut divisions = spec.divisions.clone();
+                    divisions.sort();
+                    divisions.dedup();
+                    for d in &divisions {
+                        sqlx::query(Self::sql(
+                            "INSERT INTO user_divisions (user_id, division_id) VALUES (?, ?)",
+                        ))
+                        .bind(id.0)
+                        .bind(d.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(write_err("user", "division"))?;
+                    }
+                    tx.commit().await.map_err(read_err("user"))?;
+                    self.get_user(id).await
+                }
+
+                async fn set_password_hash(&self, id: UserId, hash: &str, must_change: bool) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE users SET password_hash = ?, must_change_password = ? WHERE id = ?",
+                    ))
+                    .bind(hash)
+                    .bind(must_change)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("user"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("user"));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_user(&self, id: UserId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM users WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("user"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("user"));
+                    }
+                    Ok(())
+                }
+
+                async fn count_users(&self) -> Result<u64> {
+                    let n: i64 = sqlx::query_scalar(Self::sql("SELECT COUNT(*) FROM users"))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("user"))?;
+                    Ok(u64::try_from(n).unwrap_or(0))
+                }
+
+                async fn create_contact(&self, spec: &ContactSpec) -> Result<Contact> {
+                    if let ContactTarget::User { user_id } = spec.target {
+                        if !self.exists("SELECT COUNT(*) FROM users WHERE id = ?", user_id.0).await? {
+                            return Err(Error::not_found("user"));
+                        }
+                    }
+                    let (kind, address, user_id) = contact_columns(&spec.target);
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO contacts (division_id, kind, address, user_id, critical_events, \
+                         all_events, sensor_timeouts, weekly_summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(spec.division_id.0)
+                    .bind(kind)
+                    .bind(address)
+                    .bind(user_id)
+                    .bind(spec.notify.critical_events)
+                    .bind(spec.notify.all_events)
+                    .bind(spec.notify.sensor_timeouts)
+                    .bind(spec.notify.weekly_summary);
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("contact", "division"))?;
+                    Ok(Contact { id: ContactId(id), spec: spec.clone() })
+                }
+
+                async fn get_contact(&self, id: ContactId) -> Result<Contact> {
+                    let mut qb = Qb::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: ContactRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("contact"))?;
+                    Contact::try_from(row)
+                }
+
+                async fn list_contacts(&self, division: Option<DivisionId>) -> Result<Vec<Contact>> {
+                    let mut qb = Qb::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE 1 = 1"));
+                    if let Some(d) = division {
+                        qb.push(" AND division_id = ").push_bind(d.0);
+                    }
+                    qb.push(" ORDER BY id");
+                    let rows: Vec<ContactRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("contact"))?;
+                    rows.into_iter().map(Contact::try_from).collect()
+                }
+
+                async fn update_contact(&self, id: ContactId, spec: &ContactSpec) -> Result<Contact> {
+                    if let ContactTarget::User { user_id } = spec.target {
+                        if !self.exists("SELECT COUNT(*) FROM users WHERE id = ?", user_id.0).await? {
+                            return Err(Error::not_found("user"));
+                        }
+                    }
+                    let (kind, address, user_id) = contact_columns(&spec.target);
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE contacts SET division_id = ?, kind = ?, address = ?, user_id = ?, \
+                         critical_events = ?, all_events = ?, sensor_timeouts = ?, weekly_summary = ? \
+                         WHERE id = ?",
+                    ))
+                    .bind(spec.division_id.0)
+                    .bind(kind)
+                    .bind(address)
+                    .bind(user_id)
+                    .bind(spec.notify.critical_events)
+                    .bind(spec.notify.all_events)
+                    .bind(spec.notify.sensor_timeouts)
+                    .bind(spec.notify.weekly_summary)
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(write_err("contact", "division"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("contact"));
+                    }
+                    Ok(Contact { id, spec: spec.clone() })
+                }
+
+                async fn delete_contact(&self, id: ContactId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM contacts WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("contact"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("contact"));
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl SensorStore for $store {
+                async fn create_sensor(&self, spec: &SensorSpec) -> Result<Sensor> {
+                    if let Some(fw) = spec.firmware_id {
+                        if !self.exists("SELECT COUNT(*) FROM firmware_revisions WHERE id = ?", fw.0).await? {
+                            return Err(Error::not_found("firmware"));
+                        }
+                    }
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO sensors (name, location, division_id, config, update_interval, \
+                         firmware_id, auth_mode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.location)
+                    .bind(spec.division_id.0)
+                    .bind(SensorConfigJson::of(spec))
+                    .bind(spec.update_interval.map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
+                    .bind(spec.firmware_id.map(|f| f.0))
+                    .bind(spec.auth.as_str())
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("sensor", "division"))?;
+                    Ok(Sensor {
+                        id: SensorId(id),
+                        spec: spec.clone(),
+                        created_at: created,
+                        last_seen: None,
+                        last_state: None,
+                    })
+                }
+
+                async fn get_sensor(&self, id: SensorId) -> Result<Sensor> {
+                    let mut qb = Qb::new(format!("SELECT {SENSOR_COLUMNS} FROM sensors WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: SensorRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("sensor"))?;
+                    Sensor::try_from(row)
+                }
+
+                async fn list_sensors(&self, divisions: Option<&[DivisionId]>) -> Result<Vec<Sensor>> {
+                    let mut qb = Qb::new(format!("SELECT {SENSOR_COLUMNS} FROM sensors WHERE 1 = 1"));
+                    if let Some(divs) = divisions {
+                        push_in(&mut qb, "division_id", divs.iter().map(|d| d.0));
+                    }
+                    qb.push(" ORDER BY name, id");
+                    let rows: Vec<SensorRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("sensor"))?;
+                    rows.into_iter().map(Sensor::try_from).collect()
+                }
+
+                async fn update_sensor(&self, id: SensorId, spec: &SensorSpec) -> Result<Sensor> {
+                    if let Some(fw) = spec.firmware_id {
+                        if !self.exists("SELECT COUNT(*) FROM firmware_revisions WHERE id = ?", fw.0).await? {
+                            return Err(Error::not_found("firmware"));
+                        }
+                    }
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE sensors SET name = ?, location = ?, division_id = ?, config = ?, \
+                         update_interval = ?, firmware_id = ?, auth_mode = ? WHERE id = ?",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.location)
+                    .bind(spec.division_id.0)
+                    .bind(SensorConfigJson::of(spec))
+                    .bind(spec.update_interval.map(|i| i32::try_from(i).unwrap_or(i32::MAX)))
+                    .bind(spec.firmware_id.map(|f| f.0))
+                    .bind(spec.auth.as_str())
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(write_err("sensor", "division"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    self.get_sensor(id).await
+                }
+
+                async fn delete_sensor(&self, id: SensorId) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("sensor"))?;
+                    sqlx::query(Self::sql(
+                        "UPDATE certificates SET revoked_at = ? WHERE sensor_id = ? AND revoked_at IS NULL",
+                    ))
+                    .bind(to_micros(now()))
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(read_err("sensor"))?;
+                    let done = sqlx::query(Self::sql("DELETE FROM sensors WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(delete_err("sensor"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    tx.commit().await.map_err(read_err("sensor"))
+                }
+
+                async fn record_status(&self, r: &StatusReport) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("sensor"))?;
+                    let received = to_micros(r.received_at);
+                    sqlx::query(Self::sql(
+                        "INSERT INTO sensor_status (sensor_id, sent_at, received_at, state, \
+                         free_memory_mb, disk_total_mb, disk_used_mb, agent_version, \
+                         firmware_version, spool_depth, addresses, services) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(r.sensor_id.0)
+                    .bind(to_micros(r.timestamp))
+                    .bind(received)
+                    .bind(r.state.as_str())
+                    .bind(i64_of(r.free_memory_mb))
+                    .bind(i64_of(r.disk_total_mb))
+                    .bind(i64_of(r.disk_used_mb))
+                    .bind(&r.agent_version)
+                    .bind(&r.firmware_version)
+                    .bind(i64_of(r.spool_depth))
+                    .bind(json(&r.addresses))
+                    .bind(json(&r.services))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_err("status", "sensor"))?;
+                    // A late-arriving older report must not move `last_seen` backwards.
+                    sqlx::query(Self::sql(
+                        "UPDATE sensors SET last_seen = ?, last_state = ? \
+                         WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)",
+                    ))
+                    .bind(received)
+                    .bind(r.state.as_str())
+                    .bind(r.sensor_id.0)
+                    .bind(received)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(read_err("sensor"))?;
+                    tx.commit().await.map_err(read_err("sensor"))
+                }
+
+                async fn list_status(&self, id: SensorId, limit: u32) -> Result<Vec<StatusReport>> {
+                    if !self.exists("SELECT COUNT(*) FROM sensors WHERE id = ?", id.0).await? {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    let mut qb = Qb::new(format!("SELECT {STATUS_COLUMNS} FROM sensor_status WHERE sensor_id = "));
+                    qb.push_bind(id.0)
+                        .push(" ORDER BY received_at DESC, id DESC LIMIT ")
+                        .push_bind(i64::from(limit));
+                    let rows: Vec<StatusRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("status"))?;
+                    rows.into_iter().map(StatusReport::try_from).collect()
+                }
+
+                async fn prune_status(&self, before: Timestamp) -> Result<u64> {
+                    let done = sqlx::query(Self::sql("DELETE FROM sensor_status WHERE received_at < ?"))
+                        .bind(to_micros(before))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("status"))?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl PlatformStore for $store {
+                async fn create_platform(&self, spec: &PlatformSpec) -> Result<Platform> {
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO platforms (name, title, description) VALUES (?, ?, ?)",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.title)
+                    .bind(&spec.description);
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("platform", "platform"))?;
+                    Ok(Platform { id: PlatformId(id), spec: spec.clone(), default_firmware: None })
+                }
+
+                async fn get_platform(&self, id: PlatformId) -> Result<Platform> {
+                    sqlx::query_as::<_, PlatformRow>(Self::sql(
+                        "SELECT id, name, title, description, default_firmware_id FROM platforms WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(Platform::from)
+                    .map_err(read_err("platform"))
+                }
+
+                async fn list_platforms(&self) -> Result<Vec<Platform>> {
+                    let rows = sqlx::query_as::<_, PlatformRow>(Self::sql(
+                        "SELECT id, name, title, description, default_firmware_id FROM platforms ORDER BY name",
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err("platform"))?;
+                    Ok(rows.into_iter().map(Platform::from).collect())
+                }
+
+                async fn add_firmware(&self, spec: &FirmwareSpec) -> Result<FirmwareRevision> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO firmware_revisions (platform_id, version, description, changelog, \
+                         sha256, size, storage_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(spec.platform_id.0)
+                    .bind(&spec.version)
+                    .bind(&spec.description)
+                    .bind(json(&spec.changelog))
+                    .bind(&spec.sha256)
+                    .bind(i64_of(spec.size))
+                    .bind(&spec.storage_key)
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("firmware", "platform"))?;
+                    Ok(FirmwareRevision { id: FirmwareId(id), spec: spec.clone(), created_at: created })
+                }
+
+                async fn get_firmware(&self, id: FirmwareId) -> Result<FirmwareRevision> {
+                    let mut qb = Qb::new(format!("SELECT {FIRMWARE_COLUMNS} FROM firmware_revisions WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: FirmwareRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("firmware"))?;
+                    FirmwareRevision::try_from(row)
+                }
+
+                async fn list_firmware(&self, platform: PlatformId) -> Result<Vec<FirmwareRevision>> {
+                    if !self.exists("SELECT COUNT(*) FROM platforms WHERE id = ?", platform.0).await? {
+                        return Err(Error::not_found("platform"));
+                    }
+                    let mut qb = Qb::new(format!(
+                        "SELECT {FIRMWARE_COLUMNS} FROM firmware_revisions WHERE platform_id = "
+                    ));
+                    qb.push_bind(platform.0).push(" ORDER BY created_at DESC, id DESC");
+                    let rows: Vec<FirmwareRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("firmware"))?;
+                    rows.into_iter().map(FirmwareRevision::try_from).collect()
+                }
+
+                async fn set_default_firmware(&self, id: FirmwareId) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("firmware"))?;
+                    let platform: i64 = sqlx::query_scalar(Self::sql(
+                        "SELECT platform_id FROM firmware_revisions WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(read_err("firmware"))?;
+                    sqlx::query(Self::sql("UPDATE platforms SET default_firmware_id = ? WHERE id = ?"))
+                        .bind(id.0)
+                        .bind(platform)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err("platform"))?;
+                    tx.commit().await.map_err(read_err("firmware"))
+                }
+
+                async fn delete_firmware(&self, id: FirmwareId) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("firmware"))?;
+                    sqlx::query(Self::sql(
+                        "UPDATE platforms SET default_firmware_id = NULL WHERE default_firmware_id = ?",
+                    ))
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(read_err("platform"))?;
+                    // Sensors pinned to this revision fall back to their platform's default.
+                    sqlx::query(Self::sql("UPDATE sensors SET firmware_id = NULL WHERE firmware_id = ?"))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err("sensor"))?;
+                    let done = sqlx::query(Self::sql("DELETE FROM firmware_revisions WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(delete_err("firmware"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("firmware"));
+                    }
+                    tx.commit().await.map_err(read_err("firmware"))
+                }
+            }
+
+            #[async_trait]
+            impl ServiceStore for $store {
+                async fn create_service(&self, spec: &ServiceSpec) -> Result<Service> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO services (name, repository, description, created_at) VALUES (?, ?, ?, ?)",
+                    ))
+                    .bind(&spec.name)
+                    .bind(&spec.repository)
+                    .bind(&spec.description)
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("service", "service"))?;
+                    Ok(Service { id: ServiceId(id), spec: spec.clone(), created_at: created })
+                }
+
+                async fn get_service(&self, id: ServiceId) -> Result<Service> {
+                    sqlx::query_as::<_, ServiceRow>(Self::sql(
+                        "SELECT id, name, repository, description, created_at FROM services WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(Service::from)
+                    .map_err(read_err("service"))
+                }
+
+                async fn list_services(&self) -> Result<Vec<Service>> {
+                    let rows = sqlx::query_as::<_, ServiceRow>(Self::sql(
+                        "SELECT id, name, repository, description, created_at FROM services ORDER BY name",
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err("service"))?;
+                    Ok(rows.into_iter().map(Service::from).collect())
+                }
+
+                async fn delete_service(&self, id: ServiceId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM services WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("service"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("service"));
+                    }
+                    Ok(())
+                }
+
+                async fn add_service_revision(&self, spec: &ServiceRevisionSpec) -> Result<ServiceRevision> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO service_revisions (service_id, revision, architecture, description, \
+                         port_assignment, catch_all, raw_network_access, image_digest, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(spec.service_id.0)
+                    .bind(&spec.revision)
+                    .bind(spec.architecture.as_str())
+                    .bind(&spec.description)
+                    .bind(json(&spec.port_assignment))
+                    .bind(spec.catch_all)
+                    .bind(spec.raw_network_access)
+                    .bind(&spec.image_digest)
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool)
+                        .await
+                        .map_err(write_err("service_revision", "service"))?;
+                    Ok(ServiceRevision { id: ServiceRevisionId(id), spec: spec.clone(), created_at: created })
+                }
+
+                async fn list_service_revisions(&self, service: ServiceId) -> Result<Vec<ServiceRevision>> {
+                    if !self.exists("SELECT COUNT(*) FROM services WHERE id = ?", service.0).await? {
+                        return Err(Error::not_found("service"));
+                    }
+                    let mut qb = Qb::new(format!(
+                        "SELECT {REVISION_COLUMNS} FROM service_revisions WHERE service_id = "
+                    ));
+                    qb.push_bind(service.0).push(" ORDER BY created_at DESC, id DESC");
+                    let rows: Vec<ServiceRevisionRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("service_revision"))?;
+                    rows.into_iter().map(ServiceRevision::try_from).collect()
+                }
+
+                async fn delete_service_revision(&self, id: ServiceRevisionId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM service_revisions WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("service_revision"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("service_revision"));
+                    }
+                    Ok(())
+                }
+
+                async fn assign_service(&self, a: &ServiceAssignment) -> Result<()> {
+                    if !self.exists("SELECT COUNT(*) FROM sensors WHERE id = ?", a.sensor_id.0).await? {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    sqlx::query(Self::sql(Self::UPSERT_ASSIGNMENT))
+                        .bind(a.sensor_id.0)
+                        .bind(a.service_id.0)
+                        .bind(&a.revision)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(write_err("assignment", "service"))?;
+                    Ok(())
+                }
+
+                async fn unassign_service(&self, sensor: SensorId, service: ServiceId) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "DELETE FROM service_assignments WHERE sensor_id = ? AND service_id = ?",
+                    ))
+                    .bind(sensor.0)
+                    .bind(service.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("assignment"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("assignment"));
+                    }
+                    Ok(())
+                }
+
+                async fn list_assignments(&self, sensor: Option<SensorId>) -> Result<Vec<ServiceAssignment>> {
+                    let mut qb = Qb::new(
+                        "SELECT sensor_id, service_id, revision FROM service_assignments WHERE 1 = 1",
+                    );
+                    if let Some(s) = sensor {
+                        qb.push(" AND sensor_id = ").push_bind(s.0);
+                    }
+                    qb.push(" ORDER BY sensor_id, service_id");
+                    let rows: Vec<AssignmentRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("assignment"))?;
+                    Ok(rows.into_iter().map(ServiceAssignment::from).collect())
+                }
+            }
+
+            #[async_trait]
+            impl EventStore for $store {
+                async fn insert_events(
+                    &self,
+                    events: &[(NewEvent, DivisionId, EventStatus)],
+                ) -> Result<InsertReport> {
+                    let mut report = InsertReport::default();
+                    let mut seen = HashSet::with_capacity(events.len());
+                    let mut fresh = Vec::with_capacity(events.len());
+                    for e in events {
+                        if seen.insert(e.0.data.uid) {
+                            fresh.push(e);
+                        } else {
+                            report.duplicates.push(e.0.data.uid);
+                        }
+                    }
+                    if fresh.is_empty() {
+                        return Ok(report);
+                    }
+                    let received = to_micros(now());
+                    let mut tx = self.begin_write().await.map_err(read_err("event"))?;
+                    for chunk in fresh.chunks(EVENT_CHUNK) {
+                        let ids: HashMap<Vec<u8>, i64> =
+                            Self::insert_event_chunk(&mut tx, chunk, received).await?.into_iter().collect();
+                        for (ev, _, _) in chunk {
+                            let uid = ev.data.uid;
+                            match ids.get(uid.as_bytes().as_slice()) {
+                                Some(id) => report.inserted.push((uid, EventId(*id))),
+                                None => report.duplicates.push(uid),
+                            }
+                        }
+                    }
+                    tx.commit().await.map_err(read_err("event"))?;
+                    Ok(report)
+                }
+
+                async fn get_event(&self, id: EventId) -> Result<Event> {
+                    let mut qb = Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: EventRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("event"))?;
+                    Event::try_from(row)
+                }
+
+                async fn get_event_payload(&self, id: EventId) -> Result<EventPayload> {
+                    sqlx::query_as::<_, PayloadRow>(Self::sql(
+                        "SELECT details, packets FROM events WHERE id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(read_err("event"))
+                    .and_then(EventPayload::try_from)
+                }
+
+                async fn list_events(&self, query: &EventQuery, page: &PageRequest) -> Result<Page<Event>> {
+                    query.validate()?;
+                    page.validate()?;
+                    let mut qb = Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+                    push_event_conditions(&mut qb, query);
+                    let (cmp, dir) = match page.order {
+                        SortOrder::Desc => ("<", "DESC"),
+                        SortOrder::Asc => (">", "ASC"),
+                    };
+                    if let Some(after) = page.after {
+                        // `ts <= x AND (ts < x OR id < y)`: same rows as `(ts, id) < (x, y)`, but
+                        // every engine turns the first conjunct into an index range.
+                        let ts = to_micros(after.timestamp);
+                        let eq = if cmp == "<" { "<=" } else { ">=" };
+                        qb.push(format_args!(" AND ts {eq} "))
+                            .push_bind(ts)
+                            .push(format_args!(" AND (ts {cmp} "))
+                            .push_bind(ts)
+                            .push(format_args!(" OR id {cmp} "))
+                            .push_bind(after.id.0)
+                            .push(")");
+                    }
+                    qb.push(format_args!(" ORDER BY ts {dir}, id {dir} LIMIT "))
+                        .push_bind(i64::from(page.limit) + 1);
+                    let rows: Vec<EventRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("event"))?;
+                    let mut items = rows.into_iter().map(Event::try_from).collect::<Result<Vec<_>>>()?;
+                    let more = items.len() > page.limit as usize;
+                    items.truncate(page.limit as usize);
+                    let next = if more {
+                        items.last().map(|e| EventCursor { timestamp: e.data.timestamp, id: e.id })
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
+                }
+
+                async fn count_events(&self, query: &EventQuery) -> Result<u64> {
+                    query.validate()?;
+                    let mut qb = Qb::new("SELECT COUNT(*) FROM events WHERE 1 = 1");
+                    push_event_conditions(&mut qb, query);
+                    let n: i64 = qb
+                        .build_query_scalar()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("event"))?;
+                    Ok(u64::try_from(n).unwrap_or(0))
+                }
+
+                async fn update_events(&self, sel: &EventSelection, update: &EventUpdate) -> Result<u64> {
+                    update.validate()?;
+                    sel.query.validate()?;
+                    let mut qb = Qb::new("UPDATE events SET ");
+                    {
+                        let mut set = qb.separated(", ");
+                        if let Some(status) = update.status {
+                            set.push("status = ").push_bind_unseparated(status.as_str());
+                        }
+                        if let Some(comment) = &update.comment {
+                            set.push("comment = ").push_bind_unseparated(comment.clone());
+                        }
+                        if let Some(archived) = update.archived {
+                            set.push("archived = ").push_bind_unseparated(archived);
+                        }
+                    }
+                    qb.push(" WHERE 1 = 1");
+                    push_selection(&mut qb, sel);
+                    let done = qb.build().execute(&self.pool).await.map_err(read_err("event"))?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn delete_events(&self, sel: &EventSelection) -> Result<u64> {
+                    sel.query.validate()?;
+                    let mut qb = Qb::new("DELETE FROM events WHERE 1 = 1");
+                    push_selection(&mut qb, sel);
+                    let done = qb.build().execute(&self.pool).await.map_err(read_err("event"))?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn create_filter(&self, spec: &EventFilterSpec) -> Result<EventFilter> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO event_filters (division_id, name, description, enabled, action, \
+                         conditions, hits, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                    ))
+                    .bind(spec.division_id.0)
+                    .bind(&spec.name)
+                    .bind(&spec.description)
+                    .bind(spec.enabled)
+                    .bind(spec.action.as_str())
+                    .bind(json(&spec.conditions))
+                    .bind(to_micros(created));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("filter", "division"))?;
+                    Ok(EventFilter { id: FilterId(id), spec: spec.clone(), hits: 0, created_at: created })
+                }
+
+                async fn get_filter(&self, id: FilterId) -> Result<EventFilter> {
+                    let mut qb = Qb::new(format!("SELECT {FILTER_COLUMNS} FROM event_filters WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: FilterRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("filter"))?;
+                    EventFilter::try_from(row)
+                }
+
+                async fn list_filters(&self, divisions: Option<&[DivisionId]>) -> Result<Vec<EventFilter>> {
+                    let mut qb = Qb::new(format!("SELECT {FILTER_COLUMNS} FROM event_filters WHERE 1 = 1"));
+                    if let Some(divs) = divisions {
+                        push_in(&mut qb, "division_id", divs.iter().map(|d| d.0));
+                    }
+                    qb.push(" ORDER BY division_id, name, id");
+                    let rows: Vec<FilterRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("filter"))?;
+                    rows.into_iter().map(EventFilter::try_from).collect()
+                }
+
+                async fn update_filter(&self, id: FilterId, spec: &EventFilterSpec) -> Result<EventFilter> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE event_filters SET division_id = ?, name = ?, description = ?, \
+                         enabled = ?, action = ?, conditions = ? WHERE id = ?",
+                    ))
+                    .bind(spec.division_id.0)
+                    .bind(&spec.name)
+                    .bind(&spec.description)
+                    .bind(spec.enabled)
+                    .bind(spec.action.as_str())
+                    .bind(json(&spec.conditions))
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(write_err("filter", "division"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("filter"));
+                    }
+                    self.get_filter(id).await
+                }
+
+                async fn delete_filter(&self, id: FilterId) -> Result<()> {
+                    let done = sqlx::query(Self::sql("DELETE FROM event_filters WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(delete_err("filter"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("filter"));
+                    }
+                    Ok(())
+                }
+
+                async fn add_filter_hits(&self, id: FilterId, hits: u64) -> Result<()> {
+                    let done = sqlx::query(Self::sql("UPDATE event_filters SET hits = hits + ? WHERE id = ?"))
+                        .bind(i64_of(hits))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("filter"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(Error::not_found("filter"));
+                    }
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl SettingsStore for $store {
+                async fn get_settings(&self) -> Result<Settings> {
+                    let value: Option<String> = sqlx::query_scalar(Self::sql(
+                        "SELECT value FROM settings WHERE name = 'settings'",
+                    ))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err("settings"))?;
+                    match value {
+                        Some(v) => from_json("settings", &v),
+                        None => Ok(Settings::default()),
+                    }
+                }
+
+                async fn put_settings(&self, settings: &Settings) -> Result<()> {
+                    sqlx::query(Self::sql(Self::UPSERT_SETTING))
+                        .bind("settings")
+                        .bind(json(settings))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("settings"))?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl CertificateStore for $store {
+                async fn get_ca(&self) -> Result<Option<CaRecord>> {
+                    let row: Option<CaRow> = sqlx::query_as(Self::sql(
+                        "SELECT cert_pem, key_pem, created_at FROM ca WHERE id = 1",
+                    ))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err("ca"))?;
+                    Ok(row.map(CaRecord::from))
+                }
+
+                async fn init_ca(&self, ca: &CaRecord) -> Result<CaRecord> {
+                    sqlx::query(Self::sql(Self::INIT_CA))
+                        .bind(&ca.cert_pem)
+                        .bind(&ca.key_pem)
+                        .bind(to_micros(ca.created_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("ca"))?;
+                    self.get_ca().await?.ok_or_else(|| corrupt("ca", "CA missing after insert"))
+                }
+
+                async fn record_certificate(&self, c: &IssuedCertificate) -> Result<()> {
+                    sqlx::query(Self::sql(
+                        "INSERT INTO certificates (serial, sensor_id, fingerprint, not_before, \
+                         not_after, cert_pem, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(&c.serial)
+                    .bind(c.sensor_id.map(|s| s.0))
+                    .bind(&c.fingerprint)
+                    .bind(to_micros(c.not_before))
+                    .bind(to_micros(c.not_after))
+                    .bind(&c.cert_pem)
+                    .bind(c.revoked_at.map(to_micros))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(write_err("certificate", "sensor"))?;
+                    Ok(())
+                }
+
+                async fn get_certificate_by_fingerprint(&self, fingerprint: &str) -> Result<IssuedCertificate> {
+                    let mut qb = Qb::new(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE fingerprint = "));
+                    qb.push_bind(fingerprint);
+                    let row: CertRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("certificate"))?;
+                    Ok(row.into())
+                }
+
+                async fn list_certificates(&self, sensor: SensorId) -> Result<Vec<IssuedCertificate>> {
+                    let mut qb = Qb::new(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sensor_id = "));
+                    qb.push_bind(sensor.0).push(" ORDER BY not_before DESC, serial");
+                    let rows: Vec<CertRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("certificate"))?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+
+                async fn revoke_certificate(&self, serial: &str, at: Timestamp) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL",
+                    ))
+                    .bind(to_micros(at))
+                    .bind(serial)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("certificate"))?;
+                    if done.rows_affected() == 0 {
+                        let n: i64 = sqlx::query_scalar(Self::sql("SELECT COUNT(*) FROM certificates WHERE serial = ?"))
+                            .bind(serial)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(read_err("certificate"))?;
+                        if n == 0 {
+                            return Err(Error::not_found("certificate"));
+                        }
+                    }
+                    Ok(())
+                }
+
+                async fn list_revoked(&self, at: Timestamp) -> Result<Vec<IssuedCertificate>> {
+                    let mut qb = Qb::new(format!(
+                        "SELECT {CERT_COLUMNS} FROM certificates WHERE revoked_at IS NOT NULL AND not_after > "
+                    ));
+                    qb.push_bind(to_micros(at)).push(" ORDER BY serial");
+                    let rows: Vec<CertRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("certificate"))?;
+                    Ok(rows.into_iter().map(Into::into).collect())
+                }
+            }
+
+            #[async_trait]
+            impl JobStore for $store {
+                async fn enqueue_job(&self, job: &NewJob) -> Result<JobId> {
+                    job.validate()?;
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, run_at, created_at) \
+                         VALUES (?, ?, 'queued', 0, ?, ?, ?)",
+                    ))
+                    .bind(&job.kind)
+                    .bind(json(&job.payload))
+                    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                    .bind(to_micros(job.run_at))
+                    .bind(to_micros(now()));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(read_err("job"))?;
+                    Ok(JobId(id))
+                }
+
+                async fn claim_jobs(
+                    &self,
+                    worker: &str,
+                    kinds: Option<&[String]>,
+                    limit: u32,
+                    lease: Duration,
+                ) -> Result<Vec<Job>> {
+                    let mut attempt = 0;
+                    loop {
+                        match self.claim_jobs_once(worker, kinds, limit, lease).await {
+                            Err(e) if attempt < 5 && is_retryable(&e) => {
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                            }
+                            other => return other,
+                        }
+                    }
+                }
+
+                async fn complete_job(&self, id: JobId, worker: &str) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE jobs SET state = 'done', locked_by = NULL, locked_until = NULL \
+                         WHERE id = ? AND state = 'running' AND locked_by = ?",
+                    ))
+                    .bind(id.0)
+                    .bind(worker)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("job"))?;
+                    if done.rows_affected() == 0 {
+                        self.get_job(id).await?;
+                        return Err(Error::conflict("job", "job is not held by this worker"));
+                    }
+                    Ok(())
+                }
+
+                async fn fail_job(
+                    &self,
+                    id: JobId,
+                    worker: &str,
+                    error: &str,
+                    retry_at: Option<Timestamp>,
+                ) -> Result<()> {
+                    let error: String = error.chars().take(4096).collect();
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE jobs SET \
+                         state = CASE WHEN attempts < max_attempts AND ? THEN 'queued' ELSE 'failed' END, \
+                         run_at = ?, last_error = ?, locked_by = NULL, locked_until = NULL \
+                         WHERE id = ? AND state = 'running' AND locked_by = ?",
+                    ))
+                    .bind(retry_at.is_some())
+                    .bind(to_micros(retry_at.unwrap_or_else(now)))
+                    .bind(error)
+                    .bind(id.0)
+                    .bind(worker)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("job"))?;
+                    if done.rows_affected() == 0 {
+                        self.get_job(id).await?;
+                        return Err(Error::conflict("job", "job is not held by this worker"));
+                    }
+                    Ok(())
+                }
+
+                async fn get_job(&self, id: JobId) -> Result<Job> {
+                    let mut qb = Qb::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: JobRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("job"))?;
+                    Job::try_from(row)
+                }
+
+                async fn purge_jobs(&self, before: Timestamp) -> Result<u64> {
+                    let done = sqlx::query(Self::sql(
+                        "DELETE FROM jobs WHERE state IN ('done', 'failed') AND created_at < ?",
+                    ))
+                    .bind(to_micros(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("job"))?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    $backend
+                }
+
+                async fn migrate(&self) -> Result<()> {
+                    $migrator
+                        .run(&self.pool)
+                        .await
+                        .map_err(|e| Error::from($crate::OpenError::Migrate(e)))
+                }
+
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query("SELECT 1")
+                        .execute(&self.pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(read_err("database"))
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+            }
+        }
+    };
+}

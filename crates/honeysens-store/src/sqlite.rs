@@ -1,0 +1,104 @@
+//! The embedded SQLite store: WAL journal, busy timeout, one writer at a time.
+
+use crate::imp::EVENT_CHUNK;
+use honeysens_core::Result;
+use honeysens_core::ids::DivisionId;
+use honeysens_core::model::{EventStatus, NewEvent};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Executor, Row, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A [`honeysens_core::Store`] on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, crate::OpenError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| crate::OpenError::InvalidUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable under WAL except for the last transactions on power loss;
+            // sensors keep their spool until the upload is acknowledged, so nothing is lost.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // An in-memory database exists per connection: share one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .connect_with(opts)
+            .await
+            .map_err(crate::OpenError::Connect)?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The underlying pool, for tools and benchmarks.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) const LOCK_SKIP: &'static str = "";
+    pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+    pub(crate) const INIT_CA: &'static str = "INSERT INTO ca (id, cert_pem, key_pem, created_at) \
+         VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+    pub(crate) const UPSERT_ASSIGNMENT: &'static str = "INSERT INTO service_assignments (sensor_id, service_id, revision) VALUES (?, ?, ?) \
+         ON CONFLICT (sensor_id, service_id) DO UPDATE SET revision = excluded.revision";
+
+    pub(crate) fn sql(s: &'static str) -> &'static str {
+        s
+    }
+
+    pub(crate) fn sql_returning_id(s: &'static str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!("{s} RETURNING id"))
+    }
+
+    pub(crate) async fn fetch_id<'e, E: Executor<'e, Database = Sqlite>>(
+        q: sqlx::query::Query<'_, Sqlite, SqliteArguments>,
+        ex: E,
+    ) -> Result<i64, sqlx::Error> {
+        q.fetch_one(ex).await?.try_get(0)
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front, so two writers wait for each other
+    /// (busy timeout) instead of failing when a read lock cannot be upgraded.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    pub(crate) async fn insert_event_chunk(
+        tx: &mut Transaction<'static, Sqlite>,
+        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        received_at: i64,
+    ) -> Result<Vec<(Vec<u8>, i64)>> {
+        debug_assert!(chunk.len() <= EVENT_CHUNK);
+        let mut qb = Self::event_insert_builder(chunk, received_at);
+        qb.push(" ON CONFLICT (uid) DO NOTHING RETURNING uid, id");
+        qb.build_query_as()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(crate::error::write_err("event", "sensor"))
+    }
+}
+
+crate::impl_store!(SqliteStore, sqlx::Sqlite, Backend::Sqlite, MIGRATOR);

@@ -1,0 +1,52 @@
+//! The store conformance suite: every test in `suite` runs against SQLite, PostgreSQL and
+//! MariaDB (see `harness` for how databases are provided).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod harness;
+mod suite;
+
+macro_rules! backend {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::harness::TestDb::$backend().await else { return };
+                    crate::suite::$name(db.store.clone()).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        backend!(sqlite: $($name),*);
+        backend!(postgres: $($name),*);
+        backend!(mysql: $($name),*);
+    };
+}
+
+conformance!(
+    migrations_from_empty,
+    divisions_crud,
+    division_delete_is_blocked_by_sensors,
+    users_crud,
+    contacts_crud,
+    sensors_crud,
+    sensor_status_reports,
+    platforms_and_firmware,
+    services_revisions_assignments,
+    events_insert_is_idempotent,
+    events_large_batch_spans_chunks,
+    events_query_matches_domain_filter,
+    events_keyset_pagination,
+    events_bulk_update_and_delete,
+    filters_crud_and_hits,
+    settings_roundtrip,
+    certificates_and_revocation,
+    jobs_lifecycle,
+    jobs_claimed_once_under_concurrency,
+    concurrent_writers,
+);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: starts PostgreSQL and MariaDB if needed (installing them on a fresh
+# Debian machine), then formatting, lints and every test of the workspace against all three
+# database backends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+service_env=$(scripts/services.sh)
+eval "$service_env"
+export HONEYSENS_TEST_POSTGRES_URL HONEYSENS_TEST_MYSQL_URL
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
