@@ -12,3 +12,4 @@ export HONEYSENS_TEST_POSTGRES_URL HONEYSENS_TEST_MYSQL_URL
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+scripts/fuzz.sh

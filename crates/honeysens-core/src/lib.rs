@@ -21,6 +21,9 @@
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod password;
+pub mod pki;
+pub mod protocol;
 pub mod store;
 pub mod time;
 pub mod validate;

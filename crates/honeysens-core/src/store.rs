@@ -1,9 +1,9 @@
 //! Storage traits, split by aggregate and combined into [`Store`].
 //!
-//! Implementations live in `honeysens-store` (SQLite, PostgreSQL, MySQL/MariaDB). Every method
-//! validates nothing itself beyond what the schema enforces: callers validate specs first
-//! (`spec.validate()`), stores map constraint failures to [`Error::Conflict`] /
-//! [`Error::NotFound`](crate::Error::NotFound).
+//! Implementations live in `honeysens-store` (SQLite, PostgreSQL, MySQL/MariaDB). Callers
+//! validate specs first (`spec.validate()`); stores check only query shapes (page sizes,
+//! ranges, job kinds) and what the schema enforces, mapping constraint failures to
+//! [`crate::Error::Conflict`] and [`crate::Error::NotFound`].
 
 use crate::error::Result;
 use crate::ids::*;
@@ -11,9 +11,6 @@ use crate::model::*;
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::time::Duration;
-
-#[allow(unused_imports)]
-use crate::Error;
 
 /// Divisions, users and contacts.
 #[async_trait]
@@ -78,6 +75,10 @@ pub trait SensorStore: Send + Sync {
     async fn list_status(&self, id: SensorId, limit: u32) -> Result<Vec<StatusReport>>;
     /// Deletes reports received before `before`; returns how many.
     async fn prune_status(&self, before: Timestamp) -> Result<u64>;
+    /// Sets (or with `None` removes) the sensor's HMAC secret.
+    async fn set_sensor_secret(&self, id: SensorId, secret: Option<&str>) -> Result<()>;
+    /// The sensor's HMAC secret, if it has one; `NotFound` if the sensor does not exist.
+    async fn get_sensor_secret(&self, id: SensorId) -> Result<Option<String>>;
 }
 
 /// Platforms and firmware revisions.

@@ -1,16 +1,41 @@
 //! # honeysens-http
 //!
-//! The HTTPS face of HoneySens (arrives with the PKI/server issue and the management-API issue):
-//! a hyper/axum server with its own tokio-rustls accept loop so sensor client certificates reach
-//! the handlers as a `SensorIdentity`; the management API for people (sessions, API tokens,
-//! roles, divisions); the sensor API (status poll, event upload); a read-only OCI registry for
-//! honeypot images; the server-rendered web console; and a typed client for all of it.
+//! The HTTPS face of HoneySens: a hyper/axum server with its own tokio-rustls accept loop, so
+//! each connection's verified client certificate reaches the handlers ([`auth::SensorIdentity`]);
+//! the sensor API with three ways to authenticate (client certificate, certificate forwarded by
+//! a trusted TLS-terminating proxy, per-request HMAC for networks whose proxies intercept TLS);
+//! the unauthenticated system endpoints (`/api/system/identify`, `/api/system/health`,
+//! `/api/system/ca`); and [`client::SensorClient`], the matching client. The management API,
+//! the read-only registry and the console arrive with later issues.
 //!
-//! Today it only re-exports the core types the server is built on:
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn honeysens_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
+//! use honeysens_core::pki::CertificateAuthority;
+//! use honeysens_http::server::{Server, ServerOptions};
+//! use honeysens_http::tls::TlsMaterial;
+//! use std::sync::Arc;
 //!
+//! let ca = Arc::new(CertificateAuthority::load_or_create(store.as_ref(), "HoneySens CA").await?);
+//! let cert = ca.issue_server(&["localhost".into()], &["127.0.0.1".parse()?])?;
+//! let options = ServerOptions {
+//!     listen: "127.0.0.1:0".parse()?,
+//!     tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem)?,
+//!     trusted_proxies: vec![],
+//!     crl_refresh: std::time::Duration::from_secs(60),
+//! };
+//! let server = Server::bind(store, ca, options).await?;
+//! println!("listening on https://{}", server.local_addr()?);
+//! server.run(std::future::pending()).await?;
+//! # Ok(()) }
 //! ```
-//! use honeysens_http::core::model::Role;
-//! assert!(Role::Admin > Role::Observer);
-//! ```
+
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod hmac;
+pub mod proxy_header;
+pub mod server;
+pub mod tls;
 
 pub use honeysens_core as core;

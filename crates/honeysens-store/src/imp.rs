@@ -759,6 +759,43 @@ macro_rules! impl_store {
                         .map_err(read_err("status"))?;
                     Ok(done.rows_affected())
                 }
+
+                async fn set_sensor_secret(&self, id: SensorId, secret: Option<&str>) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("sensor"))?;
+                    sqlx::query(Self::sql("DELETE FROM sensor_secrets WHERE sensor_id = ?"))
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err("sensor"))?;
+                    if let Some(secret) = secret {
+                        sqlx::query(Self::sql(
+                            "INSERT INTO sensor_secrets (sensor_id, secret, created_at) VALUES (?, ?, ?)",
+                        ))
+                        .bind(id.0)
+                        .bind(secret)
+                        .bind(to_micros(now()))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(write_err("sensor", "sensor"))?;
+                    } else if !self.exists("SELECT COUNT(*) FROM sensors WHERE id = ?", id.0).await? {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    tx.commit().await.map_err(read_err("sensor"))
+                }
+
+                async fn get_sensor_secret(&self, id: SensorId) -> Result<Option<String>> {
+                    let secret: Option<String> = sqlx::query_scalar(Self::sql(
+                        "SELECT secret FROM sensor_secrets WHERE sensor_id = ?",
+                    ))
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err("sensor"))?;
+                    if secret.is_none() && !self.exists("SELECT COUNT(*) FROM sensors WHERE id = ?", id.0).await? {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    Ok(secret)
+                }
             }
 
             #[async_trait]

@@ -73,6 +73,14 @@ CREATE TABLE sensors (
     UNIQUE (division_id, name)
 );
 
+-- HMAC secrets of sensors that authenticate per request (kept apart from the sensor row so
+-- listings never carry them).
+CREATE TABLE sensor_secrets (
+    sensor_id   BIGINT NOT NULL PRIMARY KEY REFERENCES sensors (id) ON DELETE CASCADE,
+    secret      TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
 CREATE TABLE sensor_status (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     sensor_id         BIGINT  NOT NULL REFERENCES sensors (id) ON DELETE CASCADE,

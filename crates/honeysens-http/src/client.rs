@@ -1,0 +1,211 @@
+//! The sensor-side client of the sensor API (reqwest + rustls/ring, trusting only the
+//! HoneySens CA).
+
+use crate::hmac;
+use crate::tls;
+use honeysens_core::ids::SensorId;
+use honeysens_core::protocol::{SensorSelf, StatusRequest, StatusResponse};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::time::Duration;
+
+/// How the client authenticates.
+#[derive(Clone)]
+pub enum SensorAuth {
+    /// A client certificate and its key, PEM.
+    Certificate {
+        /// Certificate, PEM.
+        cert_pem: String,
+        /// Key, PEM.
+        key_pem: String,
+    },
+    /// Per-request HMAC with the sensor's secret.
+    Hmac {
+        /// The sensor.
+        sensor_id: SensorId,
+        /// Shared secret.
+        secret: String,
+    },
+    /// Nothing (only unauthenticated endpoints will answer).
+    None,
+}
+
+impl std::fmt::Debug for SensorAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SensorAuth::Certificate { .. } => f.write_str("SensorAuth::Certificate"),
+            SensorAuth::Hmac { sensor_id, .. } => write!(f, "SensorAuth::Hmac({sensor_id})"),
+            SensorAuth::None => f.write_str("SensorAuth::None"),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// TLS material (CA, certificate, key) is unusable.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The request could not be sent or the answer not received.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered with an error.
+    #[error("server refused ({status}): {code}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The stable error code from the body (`unknown` if there was none).
+        code: String,
+    },
+    /// The HMAC response signature is missing or wrong: the answer was not from our server.
+    #[error("response signature invalid")]
+    BadResponseSignature,
+    /// The answer did not parse.
+    #[error("malformed response: {0}")]
+    Decode(String),
+}
+
+/// A client for the sensor API of one server.
+#[derive(Debug, Clone)]
+pub struct SensorClient {
+    http: reqwest::Client,
+    base: String,
+    auth: SensorAuth,
+}
+
+impl SensorClient {
+    /// A client for `base_url` (e.g. `https://honeysens.example.org:8443`) trusting only
+    /// `ca_pem`. `proxy` is an HTTP proxy URL, optionally with `user:password@`.
+    pub fn new(
+        base_url: &str,
+        ca_pem: &str,
+        auth: SensorAuth,
+        proxy: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots);
+        let mut config = match &auth {
+            SensorAuth::Certificate { cert_pem, key_pem } => {
+                let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| ClientError::Tls(e.to_string()))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut http = reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .no_proxy();
+        if let Some(proxy) = proxy {
+            http = http.proxy(reqwest::Proxy::all(proxy)?);
+        }
+        Ok(SensorClient {
+            http: http.build()?,
+            base: base_url.trim_end_matches('/').to_owned(),
+            auth,
+        })
+    }
+
+    /// `GET /api/system/identify`.
+    pub async fn identify(&self) -> Result<String, ClientError> {
+        let body = self
+            .call(reqwest::Method::GET, "/api/system/identify", None)
+            .await?;
+        String::from_utf8(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET /api/sensors/self`.
+    pub async fn whoami(&self) -> Result<SensorSelf, ClientError> {
+        let body = self
+            .call(reqwest::Method::GET, "/api/sensors/self", None)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /api/sensors/status`.
+    pub async fn send_status(&self, status: &StatusRequest) -> Result<StatusResponse, ClientError> {
+        let body = serde_json::to_vec(status).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let answer = self
+            .call(reqwest::Method::POST, "/api/sensors/status", Some(body))
+            .await?;
+        serde_json::from_slice(&answer).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends a request, signing it (and checking the answer's signature) in HMAC mode.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let body = body.unwrap_or_default();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if !body.is_empty() {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json");
+        }
+        let mut nonce = None;
+        if let SensorAuth::Hmac { sensor_id, secret } = &self.auth {
+            let ts = honeysens_core::time::now().timestamp();
+            let n = hmac::new_nonce();
+            let sig = hmac::sign_request(
+                secret.as_bytes(),
+                sensor_id.0,
+                ts,
+                &n,
+                method.as_str(),
+                path,
+                &body,
+            );
+            req = req
+                .header(hmac::SENSOR_HEADER, sensor_id.0.to_string())
+                .header(hmac::TIMESTAMP_HEADER, ts.to_string())
+                .header(hmac::NONCE_HEADER, &n)
+                .header(hmac::SIGNATURE_HEADER, sig);
+            nonce = Some(n);
+        }
+        let resp = req.body(body).send().await?;
+        let status = resp.status();
+        let signature = resp
+            .headers()
+            .get(hmac::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await?.to_vec();
+        if !status.is_success() {
+            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".to_owned());
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code,
+            });
+        }
+        if let (SensorAuth::Hmac { secret, .. }, Some(n)) = (&self.auth, nonce) {
+            let expected = hmac::sign_response(secret.as_bytes(), &n, status.as_u16(), &bytes);
+            if !signature.is_some_and(|s| hmac::signatures_match(&expected, &s)) {
+                return Err(ClientError::BadResponseSignature);
+            }
+        }
+        Ok(bytes)
+    }
+}
