@@ -1,131 +1,259 @@
 //! `honeysens-server`: the reference HoneySens server.
 //!
-//! Today it initialises the data directory and the database (embedded SQLite by default,
-//! PostgreSQL or MySQL/MariaDB by URL), applies migrations and stays up until SIGTERM/Ctrl-C.
-//! The HTTPS APIs arrive with the PKI/server issue.
+//! `serve` (the default) keeps its state in the data directory (default `./data`): the
+//! embedded SQLite database unless `--database-url` names PostgreSQL or MySQL/MariaDB, the CA
+//! certificate `ca.crt` for sensors and clients, and the generated server certificate
+//! `server.crt`/`server.key`. On first start it creates the CA, the division `Default` and the
+//! user `admin`. It runs the HTTPS server until SIGTERM or Ctrl-C.
+//!
+//! Settings are layered: defaults < TOML file (`--config`) < `HONEYSENS_*` environment <
+//! flags. Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
-use clap::{Parser, Subcommand};
-use honeysens_store::OpenOptions;
+mod admin;
+mod config;
+mod error;
+mod files;
+mod serve;
+mod setup;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use config::{GlobalArgs, LogFormat, Settings};
+use error::AppError;
+use honeysens_core::model::Role;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Common name of the CA created on first start.
+pub const CA_NAME: &str = "HoneySens CA";
 
 #[derive(Parser)]
 #[command(name = "honeysens-server", version, about = "HoneySens server")]
 struct Cli {
-    /// Directory for the embedded database and server state.
-    #[arg(
-        long,
-        env = "HONEYSENS_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// Database URL (sqlite://…, postgres://…, mysql://…); defaults to SQLite in the data dir.
-    #[arg(long, env = "HONEYSENS_DATABASE_URL", global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Initialise storage and run the server (the default).
+    /// Initialise storage, CA and certificates and run the HTTPS server (the default).
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Check that a running server answers /api/system/health (exit 0 if it does).
+    Healthcheck {
+        /// Server URL [default: https://<listen address, 0.0.0.0 as 127.0.0.1>].
+        #[arg(long)]
+        url: Option<String>,
+        /// CA certificate to trust [default: <data-dir>/ca.crt].
+        #[arg(long, value_name = "PATH")]
+        ca: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// The internal certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Sensors.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
 }
 
-fn database_url(cli: &Cli) -> String {
-    cli.database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", cli.data_dir.join("honeysens.db").display()))
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Print the CA certificate (PEM), creating the CA if there is none yet.
+    Export {
+        /// Write it to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
-/// The URL without its password, safe to log.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; prints a generated password unless --password-stdin is given.
+    Add {
+        /// Login name.
+        #[arg(long)]
+        name: String,
+        /// Role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Division (repeatable; created if missing) [default: Default].
+        #[arg(long = "division", value_name = "NAME")]
+        divisions: Vec<String>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SensorCommand {
+    /// Create a sensor and write its credentials (certificate or HMAC secret) and ca.crt to
+    /// --out; prints the sensor id.
+    Add {
+        /// Sensor name, unique in its division.
+        #[arg(long)]
+        name: String,
+        /// Division (created if missing).
+        #[arg(long, default_value = setup::DEFAULT_DIVISION, value_name = "NAME")]
+        division: String,
+        /// Directory for sensor.crt, sensor.key (or sensor.secret) and ca.crt.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Authenticate with an HMAC secret (for networks whose proxies intercept TLS).
+        #[arg(long)]
+        hmac: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Manager,
+    Observer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Observer => Role::Observer,
         }
-        _ => url.to_owned(),
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    std::fs::create_dir_all(&cli.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", cli.data_dir.display()))?;
-    let url = database_url(&cli);
-    let store = honeysens_store::open(&url, &OpenOptions::default())
-        .await
-        .map_err(|e| format!("cannot open database {}: {e}", redacted(&url)))?;
-    tracing::info!(database = %redacted(&url), backend = ?store.backend(), "database ready");
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
-            println!("migrations applied to {}", redacted(&url));
-        }
-        Command::Serve => {
-            let users = store.count_users().await.map_err(|e| e.to_string())?;
-            println!(
-                "honeysens-server: storage ready at {} ({users} users); HTTPS API not yet available",
-                redacted(&url)
-            );
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            store.close().await;
-        }
+/// Logs to stdout for `serve` (the container convention), to stderr for the other commands so
+/// their output stays machine-readable. Level from `RUST_LOG`; default `info` for `serve`,
+/// `warn` otherwise.
+fn init_logging(format: LogFormat, serve: bool) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    let default = if serve { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let (writer, ansi) = if serve {
+        (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        )
+    } else {
+        (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        )
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("honeysens-server: logging unavailable: {e}");
     }
-    Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
+async fn run(cli: Cli) -> Result<(), AppError> {
+    let settings = Settings::load(&cli.global)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    init_logging(settings.log_format, matches!(command, Command::Serve));
+    match command {
+        Command::Serve => serve::serve(&settings).await,
+        Command::Migrate => admin::migrate(&settings).await,
+        Command::Healthcheck { url, ca, timeout } => {
+            let timeout = Duration::from_secs(timeout.max(1));
+            admin::healthcheck(&settings, url.as_deref(), ca.as_deref(), timeout).await
+        }
+        Command::Ca(CaCommand::Export { out }) => admin::ca_export(&settings, out.as_deref()).await,
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            divisions,
+            password_stdin,
+        }) => {
+            let new = admin::NewUser {
+                name,
+                role: role.into(),
+                divisions,
+                password_stdin,
+            };
+            admin::user_add(&settings, &new).await
+        }
+        Command::Sensor(SensorCommand::Add {
+            name,
+            division,
+            out,
+            hmac,
+        }) => {
+            let new = admin::NewSensor {
+                name,
+                division,
+                out,
+                hmac,
+            };
+            admin::sensor_add(&settings, &new).await
         }
     }
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("honeysens-server: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code)
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            super::redacted("postgres://hs:secret@db/hs"),
-            "postgres://hs:***@db/hs"
-        );
-        assert_eq!(
-            super::redacted("sqlite://./data/x.db"),
-            "sqlite://./data/x.db"
-        );
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_before_and_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "honeysens-server",
+            "--data-dir",
+            "/d",
+            "sensor",
+            "add",
+            "--name",
+            "s1",
+            "--out",
+            "/o",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(cli.global.listen, Some("127.0.0.1:0".parse().unwrap()));
+        let Some(Command::Sensor(SensorCommand::Add { division, hmac, .. })) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(division, "Default");
+        assert!(!hmac);
+        let cli = Cli::try_parse_from(["honeysens-server", "--hostname", "a,b", "--hostname", "c"])
+            .unwrap();
+        assert_eq!(cli.global.hostnames, vec!["a", "b", "c"]);
+        assert!(cli.command.is_none());
+        assert!(Cli::try_parse_from(["honeysens-server", "user", "add", "--name", "x"]).is_err());
     }
 }

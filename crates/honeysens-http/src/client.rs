@@ -9,6 +9,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::Duration;
 
+/// HTTP methods for [`SensorClient::call`].
+pub use reqwest::Method;
+
 /// How the client authenticates.
 #[derive(Clone)]
 pub enum SensorAuth {

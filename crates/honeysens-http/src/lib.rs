@@ -22,6 +22,7 @@
 //!     tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem)?,
 //!     trusted_proxies: vec![],
 //!     crl_refresh: std::time::Duration::from_secs(60),
+//!     shutdown_grace: std::time::Duration::from_secs(8),
 //! };
 //! let server = Server::bind(store, ca, options).await?;
 //! println!("listening on https://{}", server.local_addr()?);

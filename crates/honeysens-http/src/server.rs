@@ -64,6 +64,9 @@ pub struct ServerOptions {
     pub trusted_proxies: Vec<IpNet>,
     /// How often the CRL is rebuilt from the store (revocations by other replicas).
     pub crl_refresh: Duration,
+    /// How long open connections may finish after shutdown starts; keep it below the
+    /// supervisor's kill timeout (Docker: 10 s).
+    pub shutdown_grace: Duration,
 }
 
 /// The TLS configuration in force, swapped atomically when the CRL changes.
@@ -138,6 +141,7 @@ pub struct Server {
     state: AppState,
     router: Router,
     crl_refresh: Duration,
+    shutdown_grace: Duration,
 }
 
 /// Builds the router: system, sensor and (later) management routes.
@@ -182,6 +186,7 @@ impl Server {
             router: router(state.clone()),
             state,
             crl_refresh: options.crl_refresh,
+            shutdown_grace: options.shutdown_grace,
         })
     }
 
@@ -195,13 +200,15 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets open connections finish (up to 10 s).
+    /// Serves until `shutdown` completes, then lets open connections finish (up to
+    /// `shutdown_grace`).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let Server {
             listener,
             state,
             router,
             crl_refresh,
+            shutdown_grace,
         } = self;
         let graceful = GracefulShutdown::new();
         let builder = auto::Builder::new(TokioExecutor::new());
@@ -270,11 +277,11 @@ impl Server {
         }
         refresher.abort();
         drop(listener);
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        if tokio::time::timeout(shutdown_grace, graceful.shutdown())
             .await
             .is_err()
         {
-            tracing::warn!("connections still open after 10 s; closing them");
+            tracing::warn!(grace = ?shutdown_grace, "connections still open after the grace period; closing them");
         }
         Ok(())
     }

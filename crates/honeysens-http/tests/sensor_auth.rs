@@ -47,6 +47,7 @@ impl TestServer {
             tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
             trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
             crl_refresh: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(5),
         };
         let server = Server::bind(store.clone(), ca.clone(), options)
             .await

@@ -19,11 +19,34 @@ pub struct SqliteStore {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, crate::OpenError> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| crate::OpenError::InvalidUrl(e.to_string()))?
+            .map_err(|e| crate::OpenError::InvalidUrl(e.to_string()))?;
+        // The database holds the CA key and sensor secrets: create it readable by the owner
+        // only (SQLite gives the -wal and -shm files the same mode).
+        let path = opts.get_filename();
+        if !path.as_os_str().is_empty() && path.as_os_str() != ":memory:" && !path.exists() {
+            create_private(path).map_err(|e| crate::OpenError::Connect(sqlx::Error::Io(e)))?;
+        }
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL is durable under WAL except for the last transactions on power loss;
