@@ -47,4 +47,8 @@ id_type! {
     FilterId;
     /// Identifies a [`crate::model::Job`].
     JobId;
+    /// Identifies a [`crate::model::ApiToken`].
+    ApiTokenId;
+    /// Identifies an [`crate::model::AuditEntry`] (server-assigned, ordered by arrival).
+    AuditId;
 }

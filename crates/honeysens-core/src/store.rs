@@ -223,6 +223,45 @@ pub trait JobStore: Send + Sync {
     async fn purge_jobs(&self, before: Timestamp) -> Result<u64>;
 }
 
+/// Sessions and API tokens of people, and the audit log.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    /// Stores a new session; `NotFound` if the user does not exist.
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    /// A session by the hash of its token; `NotFound` if missing or expired.
+    async fn get_session(&self, id_hash: &str) -> Result<Session>;
+    /// Records activity: sets `last_seen_at` and moves `expires_at` (sliding expiry).
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        last_seen_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// Ends a session; ending one that does not exist is not an error (logout is idempotent).
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Ends every session of `user` except `keep` (the caller's own); returns how many.
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64>;
+
+    /// Stores a new API token; `NotFound` if the user does not exist, `Conflict` on a duplicate
+    /// hash.
+    async fn create_api_token(&self, token: &NewApiToken) -> Result<ApiToken>;
+    /// One token by id, whatever its state.
+    async fn get_api_token(&self, id: ApiTokenId) -> Result<ApiToken>;
+    /// A token by the hash of its secret, whatever its state (check [`ApiToken::is_usable`]).
+    async fn get_api_token_by_hash(&self, token_hash: &str) -> Result<ApiToken>;
+    /// Tokens by id; with a user, only theirs.
+    async fn list_api_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>>;
+    /// Revokes a token (idempotent; keeps the first revocation time); `NotFound` if missing.
+    async fn revoke_api_token(&self, id: ApiTokenId, at: Timestamp) -> Result<()>;
+    /// Records that the token authenticated a request at `at`.
+    async fn touch_api_token(&self, id: ApiTokenId, at: Timestamp) -> Result<()>;
+
+    /// Records a change; the store assigns id and time.
+    async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Up to `limit` entries, newest first; with `before`, only entries older than that id.
+    async fn list_audit(&self, limit: u32, before: Option<AuditId>) -> Result<Vec<AuditEntry>>;
+}
+
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -246,6 +285,7 @@ pub trait Store:
     + SettingsStore
     + CertificateStore
     + JobStore
+    + AccessStore
     + Send
     + Sync
     + 'static

@@ -5,8 +5,10 @@
 //! the sensor API with three ways to authenticate (client certificate, certificate forwarded by
 //! a trusted TLS-terminating proxy, per-request HMAC for networks whose proxies intercept TLS);
 //! the unauthenticated system endpoints (`/api/system/identify`, `/api/system/health`,
-//! `/api/system/ca`); and [`client::SensorClient`], the matching client. The management API,
-//! the read-only registry and the console arrive with later issues.
+//! `/api/system/ca`); the first part of the management API ([`mgmt`]: login sessions with CSRF
+//! protection, API tokens, divisions, users, audit log); and [`client::SensorClient`], the
+//! sensor's client. The rest of the management API, the read-only registry and the console
+//! arrive with later issues.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn honeysens_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hmac;
+pub mod mgmt;
 pub mod proxy_header;
 pub mod server;
 pub mod tls;

@@ -2,8 +2,9 @@
 //! each connection reaches the handlers), axum routing, CRL reloads and graceful shutdown.
 
 use crate::hmac::NonceCache;
+use crate::mgmt::throttle::LoginThrottle;
 use crate::tls::{self, TlsError, TlsMaterial};
-use crate::{api, auth};
+use crate::{api, auth, mgmt};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -133,6 +134,8 @@ pub struct AppState {
     pub nonces: Arc<NonceCache>,
     /// The TLS configuration in force.
     pub tls: TlsHandle,
+    /// Failed-login counts.
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 /// A bound, not yet running server.
@@ -144,7 +147,7 @@ pub struct Server {
     shutdown_grace: Duration,
 }
 
-/// Builds the router: system, sensor and (later) management routes.
+/// Builds the router: system, sensor and management routes.
 pub fn router(state: AppState) -> Router {
     let sensor = api::sensor_routes().route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -153,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::system_routes())
         .merge(sensor)
+        .merge(mgmt::routes())
         .fallback(api::not_found)
         .with_state(state)
 }
@@ -179,6 +183,7 @@ impl Server {
             trusted_proxies: Arc::new(options.trusted_proxies),
             nonces: Arc::new(NonceCache::default()),
             tls: handle,
+            login_throttle: Arc::new(LoginThrottle::default()),
         };
         let listener = TcpListener::bind(options.listen).await?;
         Ok(Server {

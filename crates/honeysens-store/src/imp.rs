@@ -69,6 +69,12 @@ macro_rules! impl_store {
                 disk_total_mb, disk_used_mb, agent_version, firmware_version, spool_depth, \
                 addresses, services";
 
+            const SESSION_COLUMNS: &str =
+                "id, user_id, csrf_token, created_at, expires_at, last_seen_at";
+            const TOKEN_COLUMNS: &str = "id, user_id, name, scope, created_at, expires_at, \
+                revoked_at, last_used_at";
+            const AUDIT_COLUMNS: &str = "id, at, user_id, actor, action, target, detail";
+
             fn push_in<T, I>(qb: &mut Qb, column: &str, values: I)
             where
                 I: IntoIterator<Item = T>,
@@ -273,6 +279,15 @@ macro_rules! impl_store {
                         map.entry(u).or_default().push(DivisionId(d));
                     }
                     Ok(map)
+                }
+
+                async fn session_exists(&self, id_hash: &str) -> Result<bool> {
+                    let n: i64 = sqlx::query_scalar(Self::sql("SELECT COUNT(*) FROM sessions WHERE id = ?"))
+                        .bind(id_hash)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("session"))?;
+                    Ok(n > 0)
                 }
 
                 async fn exists(&self, table_sql: &'static str, id: i64) -> Result<bool> {
@@ -1522,6 +1537,216 @@ macro_rules! impl_store {
                     .await
                     .map_err(read_err("job"))?;
                     Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl AccessStore for $store {
+                async fn create_session(&self, sn: &Session) -> Result<()> {
+                    sqlx::query(Self::sql(
+                        "INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at, \
+                         last_seen_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(&sn.id_hash)
+                    .bind(sn.user_id.0)
+                    .bind(&sn.csrf_token)
+                    .bind(to_micros(sn.created_at))
+                    .bind(to_micros(sn.expires_at))
+                    .bind(to_micros(sn.last_seen_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(write_err("session", "user"))?;
+                    Ok(())
+                }
+
+                async fn get_session(&self, id_hash: &str) -> Result<Session> {
+                    let mut qb = Qb::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = "));
+                    qb.push_bind(id_hash).push(" AND expires_at > ").push_bind(to_micros(now()));
+                    let row: SessionRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("session"))?;
+                    Ok(row.into())
+                }
+
+                async fn touch_session(
+                    &self,
+                    id_hash: &str,
+                    last_seen_at: Timestamp,
+                    expires_at: Timestamp,
+                ) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?",
+                    ))
+                    .bind(to_micros(last_seen_at))
+                    .bind(to_micros(expires_at))
+                    .bind(id_hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("session"))?;
+                    if done.rows_affected() == 0 {
+                        // MySQL reports 0 for an unchanged row; a repeated touch in the same
+                        // microsecond is not a missing session.
+                        if !self.session_exists(id_hash).await? {
+                            return Err(Error::not_found("session"));
+                        }
+                    }
+                    Ok(())
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> Result<()> {
+                    sqlx::query(Self::sql("DELETE FROM sessions WHERE id = ?"))
+                        .bind(id_hash)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("session"))?;
+                    Ok(())
+                }
+
+                async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64> {
+                    let mut qb = Qb::new("DELETE FROM sessions WHERE user_id = ");
+                    qb.push_bind(user.0);
+                    if let Some(keep) = keep {
+                        qb.push(" AND id <> ").push_bind(keep);
+                    }
+                    let done = qb
+                        .build()
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("session"))?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn create_api_token(&self, t: &NewApiToken) -> Result<ApiToken> {
+                    let created = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO api_tokens (user_id, name, token_hash, scope, created_at, \
+                         expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(t.user_id.0)
+                    .bind(&t.name)
+                    .bind(&t.token_hash)
+                    .bind(t.scope.as_str())
+                    .bind(to_micros(created))
+                    .bind(t.expires_at.map(to_micros));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("api_token", "user"))?;
+                    Ok(ApiToken {
+                        id: ApiTokenId(id),
+                        user_id: t.user_id,
+                        name: t.name.clone(),
+                        scope: t.scope,
+                        created_at: created,
+                        expires_at: t.expires_at,
+                        revoked_at: None,
+                        last_used_at: None,
+                    })
+                }
+
+                async fn get_api_token(&self, id: ApiTokenId) -> Result<ApiToken> {
+                    let mut qb = Qb::new(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = "));
+                    qb.push_bind(id.0);
+                    let row: ApiTokenRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("api_token"))?;
+                    ApiToken::try_from(row)
+                }
+
+                async fn get_api_token_by_hash(&self, token_hash: &str) -> Result<ApiToken> {
+                    let mut qb = Qb::new(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = "));
+                    qb.push_bind(token_hash);
+                    let row: ApiTokenRow = qb
+                        .build_query_as()
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(read_err("api_token"))?;
+                    ApiToken::try_from(row)
+                }
+
+                async fn list_api_tokens(&self, user: Option<UserId>) -> Result<Vec<ApiToken>> {
+                    let mut qb = Qb::new(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE 1 = 1"));
+                    if let Some(u) = user {
+                        qb.push(" AND user_id = ").push_bind(u.0);
+                    }
+                    qb.push(" ORDER BY id");
+                    let rows: Vec<ApiTokenRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("api_token"))?;
+                    rows.into_iter().map(ApiToken::try_from).collect()
+                }
+
+                async fn revoke_api_token(&self, id: ApiTokenId, at: Timestamp) -> Result<()> {
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    ))
+                    .bind(to_micros(at))
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("api_token"))?;
+                    if done.rows_affected() == 0 {
+                        self.get_api_token(id).await?;
+                    }
+                    Ok(())
+                }
+
+                async fn touch_api_token(&self, id: ApiTokenId, at: Timestamp) -> Result<()> {
+                    let done = sqlx::query(Self::sql("UPDATE api_tokens SET last_used_at = ? WHERE id = ?"))
+                        .bind(to_micros(at))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("api_token"))?;
+                    if done.rows_affected() == 0 {
+                        // MySQL counts only changed rows: tell "unchanged" from "missing".
+                        self.get_api_token(id).await?;
+                    }
+                    Ok(())
+                }
+
+                async fn append_audit(&self, e: &NewAuditEntry) -> Result<AuditEntry> {
+                    let at = now();
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO audit_log (at, user_id, actor, action, target, detail) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
+                    ))
+                    .bind(to_micros(at))
+                    .bind(e.user_id.map(|u| u.0))
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(json(&e.detail));
+                    let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("audit", "user"))?;
+                    Ok(AuditEntry {
+                        id: AuditId(id),
+                        at,
+                        user_id: e.user_id,
+                        actor: e.actor.clone(),
+                        action: e.action.clone(),
+                        target: e.target.clone(),
+                        detail: e.detail.clone(),
+                    })
+                }
+
+                async fn list_audit(&self, limit: u32, before: Option<AuditId>) -> Result<Vec<AuditEntry>> {
+                    if limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let mut qb = Qb::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+                    if let Some(b) = before {
+                        qb.push(" AND id < ").push_bind(b.0);
+                    }
+                    qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+                    let rows: Vec<AuditRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("audit"))?;
+                    rows.into_iter().map(AuditEntry::try_from).collect()
                 }
             }
 

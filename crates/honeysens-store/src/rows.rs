@@ -549,3 +549,80 @@ impl TryFrom<JobRow> for Job {
         })
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    pub id: String,
+    pub user_id: i64,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_seen_at: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id_hash: r.id,
+            user_id: UserId(r.user_id),
+            csrf_token: r.csrf_token,
+            created_at: from_micros(r.created_at),
+            expires_at: from_micros(r.expires_at),
+            last_seen_at: from_micros(r.last_seen_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiTokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub scope: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl TryFrom<ApiTokenRow> for ApiToken {
+    type Error = honeysens_core::Error;
+    fn try_from(r: ApiTokenRow) -> Result<Self> {
+        Ok(ApiToken {
+            id: ApiTokenId(r.id),
+            user_id: UserId(r.user_id),
+            name: r.name,
+            scope: r.scope.parse().map_err(|e| corrupt("api_token", e))?,
+            created_at: from_micros(r.created_at),
+            expires_at: r.expires_at.map(from_micros),
+            revoked_at: r.revoked_at.map(from_micros),
+            last_used_at: r.last_used_at.map(from_micros),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub user_id: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEntry {
+    type Error = honeysens_core::Error;
+    fn try_from(r: AuditRow) -> Result<Self> {
+        Ok(AuditEntry {
+            id: AuditId(r.id),
+            at: from_micros(r.at),
+            user_id: r.user_id.map(UserId),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            detail: from_json("audit", &r.detail)?,
+        })
+    }
+}

@@ -1,5 +1,6 @@
 //! The domain model: plain data types with their validation rules.
 
+pub mod access;
 pub mod directory;
 pub mod event;
 pub mod filter;
@@ -10,6 +11,7 @@ pub mod sensor;
 pub mod service;
 pub mod settings;
 
+pub use access::*;
 pub use directory::*;
 pub use event::*;
 pub use filter::*;

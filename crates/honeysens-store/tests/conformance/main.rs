@@ -49,4 +49,7 @@ conformance!(
     jobs_lifecycle,
     jobs_claimed_once_under_concurrency,
     concurrent_writers,
+    sessions_lifecycle,
+    api_tokens_lifecycle,
+    audit_log_paging,
 );

@@ -1968,3 +1968,237 @@ pub async fn concurrent_writers(s: S) {
     assert_eq!(s.count_events(&EventQuery::default()).await.unwrap(), 8000);
     assert_eq!(s.list_sensors(None).await.unwrap().len(), 8);
 }
+
+async fn person(s: &S, name: &str, role: Role) -> UserId {
+    let spec = UserSpec {
+        name: name.into(),
+        full_name: None,
+        email: None,
+        role,
+        divisions: vec![],
+    };
+    s.create_user(&spec, "$argon2id$x").await.unwrap().id
+}
+
+fn session(id: &str, user: UserId, expires_in_s: i64) -> Session {
+    let at = now();
+    Session {
+        id_hash: id.into(),
+        user_id: user,
+        csrf_token: format!("csrf-{id}"),
+        created_at: at,
+        expires_at: at + ChronoDuration::seconds(expires_in_s),
+        last_seen_at: at,
+    }
+}
+
+pub async fn sessions_lifecycle(s: S) {
+    let alice = person(&s, "alice", Role::Admin).await;
+    let bob = person(&s, "bob", Role::Observer).await;
+    let a1 = session(&"a".repeat(64), alice, 3600);
+    let a2 = session(&"b".repeat(64), alice, 3600);
+    let b1 = session(&"c".repeat(64), bob, 3600);
+    let expired = session(&"d".repeat(64), alice, -1);
+    for sn in [&a1, &a2, &b1, &expired] {
+        s.create_session(sn).await.unwrap();
+    }
+    assert_eq!(s.get_session(&a1.id_hash).await.unwrap(), a1);
+    assert_kind(
+        s.get_session(&expired.id_hash).await,
+        ErrorKind::NotFound,
+        "session.not_found",
+    );
+    assert_kind(
+        s.get_session("missing").await,
+        ErrorKind::NotFound,
+        "session.not_found",
+    );
+    assert_kind(
+        s.create_session(&a1).await,
+        ErrorKind::Conflict,
+        "session.conflict",
+    );
+    assert_kind(
+        s.create_session(&session("e", UserId(424_242), 60)).await,
+        ErrorKind::NotFound,
+        "user.not_found",
+    );
+
+    // Sliding expiry: a touch moves both times; touching twice with equal values is fine.
+    let later = now() + ChronoDuration::seconds(5);
+    let until = later + ChronoDuration::hours(8);
+    s.touch_session(&a1.id_hash, later, until).await.unwrap();
+    s.touch_session(&a1.id_hash, later, until).await.unwrap();
+    let touched = s.get_session(&a1.id_hash).await.unwrap();
+    assert_eq!((touched.last_seen_at, touched.expires_at), (later, until));
+    assert_kind(
+        s.touch_session("missing", later, until).await,
+        ErrorKind::NotFound,
+        "session.not_found",
+    );
+
+    // Ending the other sessions of a user keeps the named one and other users' sessions.
+    assert_eq!(
+        s.delete_user_sessions(alice, Some(&a1.id_hash))
+            .await
+            .unwrap(),
+        2
+    );
+    s.get_session(&a1.id_hash).await.unwrap();
+    s.get_session(&b1.id_hash).await.unwrap();
+    assert_kind(
+        s.get_session(&a2.id_hash).await,
+        ErrorKind::NotFound,
+        "session.not_found",
+    );
+    s.delete_session(&a1.id_hash).await.unwrap();
+    s.delete_session(&a1.id_hash).await.unwrap();
+    assert!(s.get_session(&a1.id_hash).await.is_err());
+
+    // Deleting the user ends their sessions.
+    s.delete_user(bob).await.unwrap();
+    assert!(s.get_session(&b1.id_hash).await.is_err());
+    assert_eq!(s.delete_user_sessions(bob, None).await.unwrap(), 0);
+}
+
+pub async fn api_tokens_lifecycle(s: S) {
+    let alice = person(&s, "alice", Role::Admin).await;
+    let bob = person(&s, "bob", Role::Manager).await;
+    let expires = now() + ChronoDuration::days(30);
+    let new = NewApiToken {
+        user_id: alice,
+        name: "ci".into(),
+        token_hash: "1".repeat(64),
+        scope: TokenScope::Read,
+        expires_at: Some(expires),
+    };
+    let t1 = s.create_api_token(&new).await.unwrap();
+    assert_eq!(t1.scope, TokenScope::Read);
+    assert_eq!(t1.expires_at, Some(expires));
+    assert!(t1.is_usable(now()));
+    assert!(!t1.is_usable(expires));
+    assert_eq!(s.get_api_token(t1.id).await.unwrap(), t1);
+    assert_eq!(s.get_api_token_by_hash(&new.token_hash).await.unwrap(), t1);
+    assert_kind(
+        s.create_api_token(&new).await,
+        ErrorKind::Conflict,
+        "api_token.conflict",
+    );
+    assert_kind(
+        s.create_api_token(&NewApiToken {
+            user_id: UserId(424_242),
+            token_hash: "9".repeat(64),
+            ..new.clone()
+        })
+        .await,
+        ErrorKind::NotFound,
+        "user.not_found",
+    );
+    let t2 = s
+        .create_api_token(&NewApiToken {
+            user_id: bob,
+            name: "script".into(),
+            token_hash: "2".repeat(64),
+            scope: TokenScope::Admin,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(t2.scope.effective_role(Role::Manager), Role::Manager);
+    assert_eq!(
+        s.list_api_tokens(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
+        vec![t1.id, t2.id]
+    );
+    assert_eq!(
+        s.list_api_tokens(Some(bob)).await.unwrap(),
+        vec![t2.clone()]
+    );
+    assert_kind(
+        s.get_api_token_by_hash(&"3".repeat(64)).await,
+        ErrorKind::NotFound,
+        "api_token.not_found",
+    );
+
+    let used = now();
+    s.touch_api_token(t2.id, used).await.unwrap();
+    s.touch_api_token(t2.id, used).await.unwrap();
+    assert_eq!(
+        s.get_api_token(t2.id).await.unwrap().last_used_at,
+        Some(used)
+    );
+    assert_kind(
+        s.touch_api_token(ApiTokenId(424_242), used).await,
+        ErrorKind::NotFound,
+        "api_token.not_found",
+    );
+
+    // Revocation is idempotent and keeps the first time.
+    let first = now();
+    s.revoke_api_token(t2.id, first).await.unwrap();
+    s.revoke_api_token(t2.id, first + ChronoDuration::seconds(9))
+        .await
+        .unwrap();
+    let revoked = s.get_api_token_by_hash(&"2".repeat(64)).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(first));
+    assert!(!revoked.is_usable(now()));
+    assert_kind(
+        s.revoke_api_token(ApiTokenId(424_242), first).await,
+        ErrorKind::NotFound,
+        "api_token.not_found",
+    );
+
+    // Tokens go with their owner.
+    s.delete_user(bob).await.unwrap();
+    assert!(s.get_api_token(t2.id).await.is_err());
+    assert_eq!(s.list_api_tokens(None).await.unwrap().len(), 1);
+}
+
+pub async fn audit_log_paging(s: S) {
+    let alice = person(&s, "alice", Role::Admin).await;
+    assert!(s.list_audit(10, None).await.unwrap().is_empty());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let e = s
+            .append_audit(&NewAuditEntry {
+                user_id: if i == 4 { None } else { Some(alice) },
+                actor: if i == 4 {
+                    "system".into()
+                } else {
+                    "alice".into()
+                },
+                action: "division.create".into(),
+                target: format!("division:{i}"),
+                detail: serde_json::json!({ "name": format!("d{i}"), "ümlaut": "ä" }),
+            })
+            .await
+            .unwrap();
+        ids.push(e.id);
+    }
+    let all = s.list_audit(100, None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+    assert_eq!(all[4].target, "division:0");
+    assert_eq!(all[4].detail["ümlaut"], "ä");
+    assert_eq!(all[4].user_id, Some(alice));
+    assert_eq!(all[0].user_id, None);
+    let page = s.list_audit(2, Some(ids[3])).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    assert!(s.list_audit(0, None).await.unwrap().is_empty());
+
+    // Entries outlive their actor: the name stays, the user link goes.
+    s.delete_user(alice).await.unwrap();
+    let after = s.list_audit(100, None).await.unwrap();
+    assert_eq!(after.len(), 5);
+    assert!(after.iter().all(|e| e.user_id.is_none()));
+    assert_eq!(after[4].actor, "alice");
+}

@@ -1,0 +1,113 @@
+//! The management API used by the console, scripts and the Python bindings.
+//!
+//! Every handler takes a [`Principal`] (session cookie or API token) and authorises with
+//! [`require_role`] / [`require_division`]. Every change is recorded in the audit log.
+
+pub mod access;
+pub mod directory;
+pub mod principal;
+pub mod throttle;
+
+pub use principal::{Principal, require_division, require_role};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use honeysens_core::model::NewAuditEntry;
+use serde::de::DeserializeOwned;
+
+/// Largest management request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Every management route.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/login", post(access::login))
+        .route("/api/auth/logout", post(access::logout))
+        .route("/api/auth/password", post(access::change_password))
+        .route(
+            "/api/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
+        .route(
+            "/api/tokens/{id}",
+            axum::routing::delete(access::revoke_token),
+        )
+        .route(
+            "/api/divisions",
+            get(directory::list_divisions).post(directory::create_division),
+        )
+        .route(
+            "/api/divisions/{id}",
+            get(directory::get_division)
+                .put(directory::update_division)
+                .delete(directory::delete_division),
+        )
+        .route(
+            "/api/users",
+            get(directory::list_users).post(directory::create_user),
+        )
+        .route("/api/users/me", get(directory::me))
+        .route(
+            "/api/users/{id}",
+            get(directory::get_user)
+                .put(directory::update_user)
+                .delete(directory::delete_user),
+        )
+        .route("/api/audit", get(directory::list_audit))
+}
+
+/// A JSON request body whose parse errors answer 400 `request.malformed` in the API's error
+/// format (axum's own rejection is plain text).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _st: &AppState) -> Result<Self, ApiError> {
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request.too_large",
+                    "request body too large",
+                )
+            })?;
+        serde_json::from_slice(&body)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request("request.malformed", format!("invalid JSON: {e}")))
+    }
+}
+
+/// Parses a numeric path id; anything else is "no such object" (404 `<entity>.not_found`).
+pub fn parse_id(raw: &str, entity: &'static str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| honeysens_core::Error::not_found(entity).into())
+}
+
+/// Records a change made by `p`. A failure to record fails the request: a change that cannot
+/// be audited must be visible to the caller. (The change itself is already done; the caller
+/// sees 503 and can check.)
+pub async fn audit(
+    st: &AppState,
+    p: &Principal,
+    action: &str,
+    target: String,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    st.store
+        .append_audit(&NewAuditEntry {
+            user_id: Some(p.user_id),
+            actor: p.name.clone(),
+            action: action.to_owned(),
+            target,
+            detail,
+        })
+        .await?;
+    Ok(())
+}

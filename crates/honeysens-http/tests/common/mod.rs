@@ -1,0 +1,109 @@
+//! Shared harness of the HTTP integration tests: the real server on port 0 over real TLS,
+//! backed by a fresh SQLite file.
+#![allow(dead_code)]
+
+use honeysens_core::Store;
+use honeysens_core::pki::CertificateAuthority;
+use honeysens_http::server::{AppState, Server, ServerOptions};
+use honeysens_http::tls::TlsMaterial;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct TestServer {
+    pub url: String,
+    pub port: u16,
+    pub store: Arc<dyn Store>,
+    pub ca: Arc<CertificateAuthority>,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    db: std::path::PathBuf,
+}
+
+impl TestServer {
+    pub async fn start(trusted_proxies: &[&str]) -> TestServer {
+        let db = std::env::temp_dir().join(format!("hs-http-{}.db", uuid::Uuid::new_v4().simple()));
+        let store =
+            honeysens_store::open(&format!("sqlite://{}", db.display()), &Default::default())
+                .await
+                .unwrap();
+        let ca = Arc::new(
+            CertificateAuthority::load_or_create(store.as_ref(), "Test CA")
+                .await
+                .unwrap(),
+        );
+        let cert = ca
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let options = ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
+            trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
+            crl_refresh: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let server = Server::bind(store.clone(), ca.clone(), options)
+            .await
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let state = server.state();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer {
+            url: format!("https://127.0.0.1:{port}"),
+            port,
+            store,
+            ca,
+            state,
+            stop: Some(tx),
+            task: Some(task),
+            db,
+        }
+    }
+
+    /// A raw reqwest client trusting the CA, optionally bound to a local source address.
+    pub fn raw(&self, local: Option<IpAddr>) -> reqwest::Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls_pki_types::CertificateDer::from(
+                self.ca.cert_der().to_vec(),
+            ))
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(honeysens_http::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut b = reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .no_proxy();
+        if let Some(ip) = local {
+            b = b.local_address(ip);
+        }
+        b.build().unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        self.store.close().await;
+        for s in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{s}", self.db.display()));
+        }
+    }
+}
