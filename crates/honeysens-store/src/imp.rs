@@ -151,6 +151,11 @@ macro_rules! impl_store {
                 push_event_conditions(qb, &sel.query);
             }
 
+            /// `NotFound` when a statement addressed by id touched no row.
+            fn one_row(affected: u64, entity: &'static str) -> Result<()> {
+                if affected == 0 { Err(Error::not_found(entity)) } else { Ok(()) }
+            }
+
             impl $store {
                 /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
                 pub(crate) fn event_insert_builder(
@@ -353,10 +358,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("division"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("division"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "division")
                 }
 
                 async fn create_user(&self, spec: &UserSpec, password_hash: &str) -> Result<User> {
@@ -490,10 +492,7 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await
                     .map_err(read_err("user"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("user"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "user")
                 }
 
                 async fn delete_user(&self, id: UserId) -> Result<()> {
@@ -502,10 +501,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("user"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("user"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "user")
                 }
 
                 async fn count_users(&self) -> Result<u64> {
@@ -600,10 +596,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("contact"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("contact"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "contact")
                 }
             }
 
@@ -979,10 +972,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("service"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("service"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "service")
                 }
 
                 async fn add_service_revision(&self, spec: &ServiceRevisionSpec) -> Result<ServiceRevision> {
@@ -1029,10 +1019,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("service_revision"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("service_revision"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "service_revision")
                 }
 
                 async fn assign_service(&self, a: &ServiceAssignment) -> Result<()> {
@@ -1058,10 +1045,7 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await
                     .map_err(read_err("assignment"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("assignment"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "assignment")
                 }
 
                 async fn list_assignments(&self, sensor: Option<SensorId>) -> Result<Vec<ServiceAssignment>> {
@@ -1290,10 +1274,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(delete_err("filter"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("filter"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "filter")
                 }
 
                 async fn add_filter_hits(&self, id: FilterId, hits: u64) -> Result<()> {
@@ -1303,10 +1284,7 @@ macro_rules! impl_store {
                         .execute(&self.pool)
                         .await
                         .map_err(read_err("filter"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(Error::not_found("filter"));
-                    }
-                    Ok(())
+                    one_row(done.rows_affected(), "filter")
                 }
             }
 
