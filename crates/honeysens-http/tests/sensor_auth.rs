@@ -485,11 +485,12 @@ async fn openssl_s_client_with_and_without_a_sensor_certificate() {
     std::fs::write(dir.join("k.pem"), &issued.key_pem).unwrap();
     std::fs::write(dir.join("ca.pem"), srv.ca.cert_pem()).unwrap();
     let (port, cert_dir) = (srv.port, dir.clone());
-    let run = move |with_cert: bool| {
+    let run = move |with_cert: bool, extra: &[&str]| {
         let dir = &cert_dir;
         let mut cmd = std::process::Command::new("openssl");
+        cmd.arg("s_client");
+        cmd.args(extra);
         cmd.args([
-            "s_client",
             "-quiet",
             "-connect",
             &format!("127.0.0.1:{port}"),
@@ -519,9 +520,23 @@ async fn openssl_s_client_with_and_without_a_sensor_certificate() {
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let (with, without) = tokio::task::spawn_blocking(move || (run(true), run(false)))
-        .await
-        .unwrap();
+    let (with, without, tls12, tls11) = tokio::task::spawn_blocking(move || {
+        (
+            run(true, &[]),
+            run(false, &[]),
+            run(true, &["-tls1_2"]),
+            // Let the client offer TLS 1.1 at all (OpenSSL 3 refuses it by default), so the
+            // refusal below is the server's.
+            run(true, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(tls12.starts_with("HTTP/1.1 200"), "{tls12}");
+    assert!(
+        !tls11.contains("HTTP/1.1"),
+        "TLS 1.1 must be refused: {tls11}"
+    );
     assert!(with.starts_with("HTTP/1.1 200"), "{with}");
     assert!(with.contains(&format!("\"sensor_id\":{}", id.0)), "{with}");
     assert!(without.starts_with("HTTP/1.1 401"), "{without}");

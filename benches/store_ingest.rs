@@ -1,0 +1,222 @@
+//! Ingest throughput of `EventStore::insert_events` per backend and batch size, next to a plain
+//! sqlx bulk insert of the same rows into the same table (the baseline).
+//!
+//! ```text
+//! cargo bench -p honeysens-benches --bench store_ingest
+//! ```
+//!
+//! Environment: `HONEYSENS_TEST_POSTGRES_URL`, `HONEYSENS_TEST_MYSQL_URL` (backends without a URL
+//! are skipped), `HONEYSENS_BENCH_INGEST_EVENTS` (events per repetition for batches of 100 and
+//! 1000, default 20000; batches of 1 use a tenth of it, default 2000). See
+//! `docs/benchmarks.md`.
+
+// A benchmark `main` may stop with a message where the workspace lints (written for library
+// code) deny `unwrap`/`expect`/`panic`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{
+    Backend, BenchDb, EventGen, Kind, Res, create_fleet, env_usize, markdown_table, median,
+    min_max, print_machine_info, rate, self_check, thousands, with_bench_db,
+};
+use honeysens_core::model::EventQuery;
+use std::time::Instant;
+
+/// Batch sizes passed to one `insert_events` call (and one baseline transaction).
+const BATCH_SIZES: [usize; 3] = [1, 100, 1000];
+/// Timed repetitions per measurement; the median is reported.
+const REPETITIONS: usize = 5;
+/// Sensors of the single division the events come from.
+const SENSORS: usize = 20;
+/// Seed of the event generator (uids stay unique within a run).
+const SEED: u64 = 0x4853_494e_4745_5354;
+
+struct Measurement {
+    kind: Kind,
+    batch: usize,
+    events: usize,
+    store: Vec<f64>,
+    baseline: Vec<f64>,
+}
+
+fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
+    if let Err(e) = rt.block_on(run()) {
+        eprintln!("store_ingest failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Res<()> {
+    print_machine_info("store_ingest");
+    let configured = env_usize("HONEYSENS_BENCH_INGEST_EVENTS")?;
+    let bulk_events = configured.unwrap_or(20_000);
+    let single_events = configured.map_or(2_000, |n| (n / 10).max(1));
+    println!(
+        "Events per repetition: {bulk_events} for batches of 100 and 1000, {single_events} for \
+         batches of 1; {REPETITIONS} repetitions, median reported.\n"
+    );
+
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    for kind in Kind::ALL {
+        let out = with_bench_db(kind, async |db| {
+            bench_backend(db, bulk_events, single_events).await
+        })
+        .await;
+        match out {
+            Ok(Some(rows)) => results.extend(rows),
+            Ok(None) => {}
+            Err(e) => {
+                println!("- {}: FAILED: {e}", kind.name());
+                failed.push(kind.name());
+            }
+        }
+    }
+
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|m| {
+            let (s, b) = (median(&m.store), median(&m.baseline));
+            let (s_lo, s_hi) = min_max(&m.store);
+            let (b_lo, b_hi) = min_max(&m.baseline);
+            vec![
+                m.kind.name().to_owned(),
+                m.batch.to_string(),
+                thousands(m.events as f64),
+                thousands(s),
+                thousands(b),
+                format!("{:.2}", s / b.max(f64::MIN_POSITIVE)),
+                format!("{}–{}", thousands(s_lo), thousands(s_hi)),
+                format!("{}–{}", thousands(b_lo), thousands(b_hi)),
+            ]
+        })
+        .collect();
+    println!();
+    print!(
+        "{}",
+        markdown_table(
+            &[
+                "Backend",
+                "Batch",
+                "Events/rep",
+                "Store ev/s (median)",
+                "Baseline ev/s (median)",
+                "Store/baseline",
+                "Store min–max",
+                "Baseline min–max",
+            ],
+            &rows,
+        )
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed backends: {}", failed.join(", ")).into())
+    }
+}
+
+async fn bench_backend(
+    db: &BenchDb,
+    bulk_events: usize,
+    single_events: usize,
+) -> Res<Vec<Measurement>> {
+    let backend = Backend::open(db).await?;
+    let result = measure_backend(&backend, bulk_events, single_events).await;
+    backend.close().await;
+    result
+}
+
+async fn measure_backend(
+    backend: &Backend,
+    bulk_events: usize,
+    single_events: usize,
+) -> Res<Vec<Measurement>> {
+    let name = backend.kind.name();
+    println!("- {name}: {}", backend.raw.server_info().await?);
+    let fleet = create_fleet(backend.store.as_ref(), 1, SENSORS).await?;
+    self_check(&fleet)?;
+    let mut generator = EventGen::live(SEED, &fleet);
+
+    let mut out = Vec::new();
+    let mut expected_rows = 0usize;
+    for batch in BATCH_SIZES {
+        let events = if batch == 1 {
+            single_events
+        } else {
+            bulk_events
+        };
+        // Warm-up: opens pool connections and prepares both statements for this batch size.
+        let warm = generator.batch(batch.min(events));
+        backend.store.insert_events(&warm).await?;
+        backend
+            .raw
+            .bulk_insert(&generator.batch(batch.min(events)))
+            .await?;
+        expected_rows += 2 * batch.min(events);
+
+        let mut m = Measurement {
+            kind: backend.kind,
+            batch,
+            events,
+            store: Vec::new(),
+            baseline: Vec::new(),
+        };
+        for rep in 0..REPETITIONS {
+            // Alternate which side runs first so a slowly growing table favours neither.
+            let store_first = rep % 2 == 0;
+            for side in if store_first {
+                [true, false]
+            } else {
+                [false, true]
+            } {
+                let data = generator.batch(events);
+                let start = Instant::now();
+                for chunk in data.chunks(batch) {
+                    if side {
+                        let report = backend.store.insert_events(chunk).await?;
+                        if report.inserted.len() != chunk.len() {
+                            return Err(format!(
+                                "{name}: insert_events stored {} of {} events ({} reported as duplicates)",
+                                report.inserted.len(),
+                                chunk.len(),
+                                report.duplicates.len()
+                            )
+                            .into());
+                        }
+                    } else {
+                        backend.raw.bulk_insert(chunk).await?;
+                    }
+                }
+                let r = rate(events, start.elapsed());
+                if side {
+                    m.store.push(r)
+                } else {
+                    m.baseline.push(r)
+                }
+                expected_rows += events;
+            }
+            eprintln!(
+                "[{name}] batch {batch} rep {}/{REPETITIONS}: store {} ev/s, baseline {} ev/s",
+                rep + 1,
+                thousands(m.store[rep]),
+                thousands(m.baseline[rep])
+            );
+        }
+        out.push(m);
+    }
+
+    let stored = backend.store.count_events(&EventQuery::default()).await?;
+    if usize::try_from(stored).ok() != Some(expected_rows) {
+        return Err(format!("{name}: {stored} events stored, expected {expected_rows}").into());
+    }
+    eprintln!("[{name}] {stored} events stored, as expected");
+    Ok(out)
+}
