@@ -41,17 +41,7 @@ struct Measurement {
 }
 
 fn main() {
-    if !common::started_by_cargo_bench() {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the tokio runtime");
-    if let Err(e) = rt.block_on(run()) {
-        eprintln!("store_ingest failed: {e}");
-        std::process::exit(1);
-    }
+    common::bench_main("store_ingest", run);
 }
 
 async fn run() -> Res<()> {

@@ -64,17 +64,7 @@ struct QueryRow {
 }
 
 fn main() {
-    if !common::started_by_cargo_bench() {
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the tokio runtime");
-    if let Err(e) = rt.block_on(run()) {
-        eprintln!("store_query failed: {e}");
-        std::process::exit(1);
-    }
+    common::bench_main("store_query", run);
 }
 
 async fn run() -> Res<()> {

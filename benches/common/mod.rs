@@ -80,6 +80,22 @@ pub fn env_usize_list(name: &str, default: &[usize]) -> Res<Vec<usize>> {
     Ok(out)
 }
 
+/// Runs a bench's async body on a multi-threaded runtime, only when started by `cargo bench`;
+/// a failure is printed and ends the process with status 1.
+pub fn bench_main<F: std::future::Future<Output = Res<()>>>(name: &str, body: impl FnOnce() -> F) {
+    if !started_by_cargo_bench() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
+    if let Err(e) = rt.block_on(body()) {
+        eprintln!("{name} failed: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Whether the binary was started by `cargo bench` (which passes `--bench`). `cargo test
 /// --all-targets` also builds and runs harness-less bench targets, without that flag; the
 /// benchmarks then return at once instead of loading databases.
