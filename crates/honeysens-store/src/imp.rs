@@ -262,6 +262,18 @@ macro_rules! impl_store {
                     rows.into_iter().map(Job::try_from).collect()
                 }
 
+                /// One row selected by a key (`prefix` ends in `WHERE column = `); `NotFound` as
+                /// `entity` when there is none.
+                async fn row_by<R, K>(&self, prefix: String, key: K, entity: &'static str) -> Result<R>
+                where
+                    R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                    K: for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send,
+                {
+                    let mut qb = Qb::new(prefix);
+                    qb.push_bind(key);
+                    qb.build_query_as().fetch_one(&self.pool).await.map_err(read_err(entity))
+                }
+
                 async fn user_divisions(&self, user: Option<i64>) -> Result<HashMap<i64, Vec<DivisionId>>> {
                     let rows: Vec<(i64, i64)> = match user {
                         Some(id) => sqlx::query_as(Self::sql(
@@ -536,13 +548,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_contact(&self, id: ContactId) -> Result<Contact> {
-                    let mut qb = Qb::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: ContactRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("contact"))?;
+                    let row: ContactRow = self
+                        .row_by(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = "), id.0, "contact")
+                        .await?;
                     Contact::try_from(row)
                 }
 
@@ -632,13 +640,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_sensor(&self, id: SensorId) -> Result<Sensor> {
-                    let mut qb = Qb::new(format!("SELECT {SENSOR_COLUMNS} FROM sensors WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: SensorRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("sensor"))?;
+                    let row: SensorRow = self
+                        .row_by(format!("SELECT {SENSOR_COLUMNS} FROM sensors WHERE id = "), id.0, "sensor")
+                        .await?;
                     Sensor::try_from(row)
                 }
 
@@ -859,13 +863,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_firmware(&self, id: FirmwareId) -> Result<FirmwareRevision> {
-                    let mut qb = Qb::new(format!("SELECT {FIRMWARE_COLUMNS} FROM firmware_revisions WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: FirmwareRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("firmware"))?;
+                    let row: FirmwareRow = self
+                        .row_by(format!("SELECT {FIRMWARE_COLUMNS} FROM firmware_revisions WHERE id = "), id.0, "firmware")
+                        .await?;
                     FirmwareRevision::try_from(row)
                 }
 
@@ -1102,13 +1102,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_event(&self, id: EventId) -> Result<Event> {
-                    let mut qb = Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: EventRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("event"))?;
+                    let row: EventRow = self
+                        .row_by(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = "), id.0, "event")
+                        .await?;
                     Event::try_from(row)
                 }
 
@@ -1223,13 +1219,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_filter(&self, id: FilterId) -> Result<EventFilter> {
-                    let mut qb = Qb::new(format!("SELECT {FILTER_COLUMNS} FROM event_filters WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: FilterRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("filter"))?;
+                    let row: FilterRow = self
+                        .row_by(format!("SELECT {FILTER_COLUMNS} FROM event_filters WHERE id = "), id.0, "filter")
+                        .await?;
                     EventFilter::try_from(row)
                 }
 
@@ -1356,13 +1348,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_certificate_by_fingerprint(&self, fingerprint: &str) -> Result<IssuedCertificate> {
-                    let mut qb = Qb::new(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE fingerprint = "));
-                    qb.push_bind(fingerprint);
-                    let row: CertRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("certificate"))?;
+                    let row: CertRow = self
+                        .row_by(format!("SELECT {CERT_COLUMNS} FROM certificates WHERE fingerprint = "), fingerprint, "certificate")
+                        .await?;
                     Ok(row.into())
                 }
 
@@ -1496,13 +1484,9 @@ macro_rules! impl_store {
                 }
 
                 async fn get_job(&self, id: JobId) -> Result<Job> {
-                    let mut qb = Qb::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: JobRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("job"))?;
+                    let row: JobRow = self
+                        .row_by(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = "), id.0, "job")
+                        .await?;
                     Job::try_from(row)
                 }
 
@@ -1622,24 +1606,16 @@ macro_rules! impl_store {
                 }
 
                 async fn get_api_token(&self, id: ApiTokenId) -> Result<ApiToken> {
-                    let mut qb = Qb::new(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = "));
-                    qb.push_bind(id.0);
-                    let row: ApiTokenRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("api_token"))?;
+                    let row: ApiTokenRow = self
+                        .row_by(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = "), id.0, "api_token")
+                        .await?;
                     ApiToken::try_from(row)
                 }
 
                 async fn get_api_token_by_hash(&self, token_hash: &str) -> Result<ApiToken> {
-                    let mut qb = Qb::new(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = "));
-                    qb.push_bind(token_hash);
-                    let row: ApiTokenRow = qb
-                        .build_query_as()
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(read_err("api_token"))?;
+                    let row: ApiTokenRow = self
+                        .row_by(format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = "), token_hash, "api_token")
+                        .await?;
                     ApiToken::try_from(row)
                 }
 
