@@ -55,6 +55,16 @@ pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "route.not_found", "no such endpoint")
 }
 
+/// JSON 405 for a known route called with a method it does not take. (axum still sets the
+/// `Allow` header.)
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "route.method_not_allowed",
+        "this endpoint does not take this method",
+    )
+}
+
 async fn sensor_self(
     State(st): State<AppState>,
     Extension(id): Extension<SensorIdentity>,

@@ -153,11 +153,21 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         auth::sensor_auth,
     ));
+    let (mgmt, doc) = mgmt::routes().split_for_parts();
+    // Serialised once: the document is fixed for the life of the process.
+    let doc = bytes::Bytes::from(doc.to_json().unwrap_or_default());
     Router::new()
         .merge(api::system_routes())
         .merge(sensor)
-        .merge(mgmt::routes())
+        .merge(mgmt)
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || async move {
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], doc)
+            }),
+        )
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
 }
 

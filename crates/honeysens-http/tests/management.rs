@@ -359,7 +359,7 @@ async fn token_scope_caps_the_role_and_revoked_or_expired_tokens_are_refused() {
     division(&srv, "somewhere").await;
     let r = api.call(Method::GET, "/api/divisions", &read, None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     let r = api
         .call(
             Method::POST,
@@ -710,7 +710,7 @@ async fn role_matrix() {
             // Listings are filtered to the caller's divisions.
             let r = api.call(Method::GET, "/api/divisions", auth, None).await;
             let names: Vec<&str> = r
-                .body
+                .body["items"]
                 .as_array()
                 .unwrap()
                 .iter()

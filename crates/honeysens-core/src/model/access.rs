@@ -32,6 +32,7 @@ pub struct Session {
 /// What an API token may do at most; the effective role is the lower of this and the owner's
 /// role, so demoting a user also demotes their tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
     /// Read-only: acts as an observer.
@@ -91,6 +92,7 @@ impl FromStr for TokenScope {
 
 /// An API token for scripts; the secret itself is shown once at creation and never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiToken {
     /// Server-assigned id.
     pub id: ApiTokenId,
@@ -101,12 +103,16 @@ pub struct ApiToken {
     /// Upper bound of what the token may do.
     pub scope: TokenScope,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When the token stops working; `None` never.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// When the token was revoked, if it was.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
     /// Last authenticated request.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_used_at: Option<Timestamp>,
 }
 
@@ -143,10 +149,12 @@ impl NewApiToken {
 
 /// One recorded change: who did what to which object, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Server-assigned id, increasing with time of recording.
     pub id: AuditId,
     /// When the change happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// The acting user; `None` for the system or a since deleted user.
     pub user_id: Option<UserId>,

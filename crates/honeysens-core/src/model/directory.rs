@@ -10,17 +10,20 @@ use std::str::FromStr;
 
 /// A division (organisational unit) owns sensors, contacts and event filters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Division {
     /// Server-assigned id.
     pub id: DivisionId,
     /// Unique display name.
     pub name: String,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// The editable part of a [`Division`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DivisionSpec {
     /// Unique display name.
     pub name: String,
@@ -37,6 +40,7 @@ impl DivisionSpec {
 
 /// A user's role; roles are cumulative (a manager may do all an observer may).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads the data of their divisions.
@@ -82,6 +86,7 @@ impl FromStr for Role {
 
 /// A person who logs in to the console or the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Server-assigned id.
     pub id: UserId,
@@ -91,11 +96,13 @@ pub struct User {
     /// Set when the password was issued by someone else and must be changed at next login.
     pub must_change_password: bool,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// The editable part of a [`User`]; the password hash is handled separately and never serialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserSpec {
     /// Unique login name.
     pub name: String,
@@ -129,6 +136,7 @@ impl UserSpec {
 
 /// Where a contact is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ContactTarget {
     /// An e-mail address.
@@ -150,6 +158,7 @@ pub enum ContactTarget {
 
 /// Which notifications a contact receives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotifyOn {
     /// Events of high or critical severity.
     #[serde(default)]
@@ -167,6 +176,7 @@ pub struct NotifyOn {
 
 /// Someone in a division who is notified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Server-assigned id.
     pub id: ContactId,
@@ -177,6 +187,7 @@ pub struct Contact {
 
 /// The editable part of a [`Contact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactSpec {
     /// Owning division.
     pub division_id: DivisionId,

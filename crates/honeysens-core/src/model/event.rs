@@ -13,6 +13,7 @@ macro_rules! str_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $s:literal,)* }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $($(#[$vdoc])* #[serde(rename = $s)] $variant,)*
         }
@@ -115,8 +116,10 @@ str_enum! {
 
 /// A timestamped line of detail, e.g. one command typed into a fake shell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventDetail {
     /// When it happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// What kind of line.
     pub kind: DetailKind,
@@ -126,8 +129,10 @@ pub struct EventDetail {
 
 /// A captured packet belonging to an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPacket {
     /// Capture time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// Protocol.
     pub protocol: Protocol,
@@ -144,6 +149,7 @@ pub struct EventPacket {
 
 /// The part of an event a sensor reports and a store keeps verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventData {
     /// Client-supplied id; makes uploads idempotent.
     pub uid: Uuid,
@@ -153,14 +159,17 @@ pub struct EventData {
     #[serde(default)]
     pub service: Option<String>,
     /// When it happened (first packet), sensor clock; never overwritten later.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// Attacker address.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub source_ip: IpAddr,
     /// Attacker port.
     #[serde(default)]
     pub source_port: Option<u16>,
     /// Address attacked.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub dest_ip: Option<IpAddr>,
     /// Port attacked.
     #[serde(default)]
@@ -227,6 +236,7 @@ pub fn valid_type_code(code: &str) -> bool {
 
 /// An event as a sensor submits it: data plus details and packets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEvent {
     /// The reported fields.
     #[serde(flatten)]
@@ -272,12 +282,14 @@ impl NewEvent {
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Server-assigned id.
     pub id: EventId,
     /// Division of the sensor at arrival.
     pub division_id: DivisionId,
     /// Arrival time at the server.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub received_at: Timestamp,
     /// Workflow state.
     pub status: EventStatus,
@@ -292,6 +304,7 @@ pub struct Event {
 
 /// Details and packets of a stored event, fetched separately from listings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventPayload {
     /// Detail lines.
     pub details: Vec<EventDetail>,
@@ -301,23 +314,28 @@ pub struct EventPayload {
 
 /// Matches an address: one address, a CIDR network or an inclusive range — compared as numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IpMatch {
     /// Exactly this address.
     Addr {
         /// The address.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         addr: IpAddr,
     },
     /// Any address in this network.
     Net {
         /// The network.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         net: IpNet,
     },
     /// Any address from `start` to `end`, inclusive.
     Range {
         /// First address.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         start: IpAddr,
         /// Last address.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         end: IpAddr,
     },
 }
@@ -372,6 +390,7 @@ impl IpMatch {
 
 /// Direction of a listing by event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SortOrder {
     /// Newest first.
@@ -383,6 +402,7 @@ pub enum SortOrder {
 
 /// Conditions on events; every set field must match. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventQuery {
     /// Restrict to these divisions (authorisation scope); `None` means all.
     #[serde(default)]
@@ -401,9 +421,11 @@ pub struct EventQuery {
     pub statuses: Vec<EventStatus>,
     /// Event time at or after.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub from: Option<Timestamp>,
     /// Event time before.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub until: Option<Timestamp>,
     /// Archived or live; `None` means both.
     #[serde(default)]
@@ -472,8 +494,10 @@ impl EventQuery {
 
 /// Position in an event listing: the last row seen, by event time then id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventCursor {
     /// Event time of the last row.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// Id of the last row.
     pub id: EventId,
@@ -503,6 +527,7 @@ pub const MAX_PAGE_SIZE: u32 = 512;
 
 /// Which page of a listing to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PageRequest {
     /// Continue after this row.
     #[serde(default)]
@@ -539,6 +564,7 @@ impl PageRequest {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// Rows.
     pub items: Vec<T>,
@@ -548,6 +574,7 @@ pub struct Page<T> {
 
 /// Which events a bulk change touches: `ids` (when given) and `query` must both match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventSelection {
     /// Only these events.
     #[serde(default)]
@@ -559,6 +586,7 @@ pub struct EventSelection {
 
 /// A bulk change to events; unset fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventUpdate {
     /// New status.
     #[serde(default)]
@@ -587,6 +615,7 @@ impl EventUpdate {
 
 /// What a bulk insert did with each submitted event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InsertReport {
     /// Newly stored events with their ids, in submission order.
     pub inserted: Vec<(Uuid, EventId)>,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happens to an event a filter matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FilterAction {
     /// Not stored at all; only the hit counter records it.
@@ -42,6 +43,7 @@ impl FilterAction {
 
 /// One condition of a filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "field", rename_all = "snake_case")]
 pub enum FilterCondition {
     /// Classification equals.
@@ -108,6 +110,7 @@ impl FilterCondition {
 
 /// The editable part of an [`EventFilter`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFilterSpec {
     /// Owning division; the filter applies to its sensors' events.
     pub division_id: DivisionId,
@@ -179,6 +182,7 @@ impl EventFilterSpec {
 
 /// A stored event filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventFilter {
     /// Server-assigned id.
     pub id: FilterId,
@@ -188,5 +192,6 @@ pub struct EventFilter {
     /// How many events it matched.
     pub hits: u64,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }

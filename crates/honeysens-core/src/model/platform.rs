@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A platform sensors run on (e.g. `bbb` for BeagleBone, `docker_x86`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Platform {
     /// Server-assigned id.
     pub id: PlatformId,
@@ -20,6 +21,7 @@ pub struct Platform {
 
 /// The editable part of a [`Platform`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlatformSpec {
     /// Unique short name, e.g. `docker_x86`.
     pub name: String,
@@ -43,6 +45,7 @@ impl PlatformSpec {
 
 /// One firmware revision of a platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FirmwareRevision {
     /// Server-assigned id.
     pub id: FirmwareId,
@@ -50,11 +53,13 @@ pub struct FirmwareRevision {
     #[serde(flatten)]
     pub spec: FirmwareSpec,
     /// Upload time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// Metadata of an uploaded firmware image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FirmwareSpec {
     /// Platform this image runs on.
     pub platform_id: PlatformId,

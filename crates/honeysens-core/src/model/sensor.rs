@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 /// How the sensor configures its network interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum NetworkConfig {
     /// Address by DHCP.
@@ -18,12 +19,15 @@ pub enum NetworkConfig {
     /// Fixed address.
     Static {
         /// Interface address with prefix length, e.g. `192.0.2.10/24`.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         address: IpNet,
         /// Default gateway.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         gateway: Option<IpAddr>,
         /// DNS servers, in order of preference.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
         dns: Vec<IpAddr>,
     },
     /// The host manages the interface; the agent leaves it alone.
@@ -32,6 +36,7 @@ pub enum NetworkConfig {
 
 /// An HTTP proxy the sensor reaches the server through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProxyConfig {
     /// Proxy host name or address.
     pub host: String,
@@ -47,6 +52,7 @@ pub struct ProxyConfig {
 
 /// The address the sensor uses to reach the server, when it differs from the global default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerEndpoint {
     /// Host name or address.
     pub host: String,
@@ -56,6 +62,7 @@ pub struct ServerEndpoint {
 
 /// How a sensor authenticates to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SensorAuthMode {
     /// TLS client certificate issued by the internal CA.
@@ -90,6 +97,7 @@ impl SensorAuthMode {
 
 /// The editable configuration of a [`Sensor`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SensorSpec {
     /// Display name, unique within its division.
     pub name: String,
@@ -115,6 +123,7 @@ pub struct SensorSpec {
     pub update_interval: Option<u32>,
     /// Network for honeypot containers; `None` uses the global setting.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub service_network: Option<Ipv4Net>,
     /// Firmware revision override; `None` follows the platform default.
     #[serde(default)]
@@ -207,6 +216,7 @@ impl SensorSpec {
 
 /// What a sensor said it was doing in its last report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SensorState {
     /// Working normally.
@@ -244,6 +254,7 @@ impl SensorState {
 
 /// A registered sensor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sensor {
     /// Server-assigned id; also the certificate's common name.
     pub id: SensorId,
@@ -251,8 +262,10 @@ pub struct Sensor {
     #[serde(flatten)]
     pub spec: SensorSpec,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When the server last received a status report.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_seen: Option<Timestamp>,
     /// State from the last status report.
     pub last_state: Option<SensorState>,
@@ -260,6 +273,7 @@ pub struct Sensor {
 
 /// State of one honeypot service on a sensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceState {
     /// The container or process is up.
@@ -272,6 +286,7 @@ pub enum ServiceState {
 
 /// Status of one service in a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStatus {
     /// Service name.
     pub name: String,
@@ -284,12 +299,15 @@ pub struct ServiceStatus {
 
 /// One status report ("poll") of a sensor, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     /// Reporting sensor.
     pub sensor_id: SensorId,
     /// Sensor's own clock at sending.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// Server's clock at arrival.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub received_at: Timestamp,
     /// Overall state.
     pub state: SensorState,

@@ -11,6 +11,7 @@ use std::fmt;
 
 /// A honeypot service (e.g. `recon`, `ssh`, `cowrie`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Service {
     /// Server-assigned id.
     pub id: ServiceId,
@@ -18,11 +19,13 @@ pub struct Service {
     #[serde(flatten)]
     pub spec: ServiceSpec,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// The editable part of a [`Service`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceSpec {
     /// Unique name; also the container name on sensors.
     pub name: String,
@@ -60,6 +63,7 @@ impl ServiceSpec {
 
 /// A CPU architecture images are built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Architecture {
     /// x86-64.
@@ -103,6 +107,7 @@ impl fmt::Display for Architecture {
 
 /// One revision of a service for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceRevision {
     /// Server-assigned id.
     pub id: ServiceRevisionId,
@@ -110,11 +115,13 @@ pub struct ServiceRevision {
     #[serde(flatten)]
     pub spec: ServiceRevisionSpec,
     /// Upload time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// Metadata of one uploaded service image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceRevisionSpec {
     /// Owning service.
     pub service_id: ServiceId,
@@ -189,6 +196,7 @@ impl ServiceRevisionSpec {
 
 /// A service assigned to a sensor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceAssignment {
     /// The sensor.
     pub sensor_id: SensorId,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SmtpSecurity {
     /// Plain SMTP.
@@ -20,6 +21,7 @@ pub enum SmtpSecurity {
 
 /// Outgoing mail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SmtpSettings {
     /// Send mail at all.
     pub enabled: bool,
@@ -55,6 +57,7 @@ impl Default for SmtpSettings {
 
 /// Everything admins configure globally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Settings {
     /// Mail delivery.
@@ -62,6 +65,7 @@ pub struct Settings {
     /// Sensor poll interval in minutes (1–60).
     pub update_interval: u32,
     /// Network for honeypot containers on sensors.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub service_network: Ipv4Net,
     /// Minutes past the interval before a silent sensor counts as offline.
     pub sensor_timeout_threshold: u32,

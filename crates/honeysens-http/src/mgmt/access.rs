@@ -3,6 +3,7 @@
 use super::principal::{
     AuthVia, Principal, SESSION_COOKIE, SESSION_IDLE, TOKEN_PREFIX, hash_secret, random_secret,
 };
+use super::openapi::ErrorResponses;
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
 use crate::server::{AppState, PeerInfo};
@@ -16,14 +17,27 @@ use honeysens_core::password;
 use honeysens_core::time::now;
 use honeysens_core::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(change_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+}
 
 /// Longest token lifetime accepted, in days (ten years).
 pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 /// `POST /api/auth/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct LoginRequest {
     /// Login name.
     pub username: String,
@@ -32,7 +46,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /api/auth/login` answer; the session token travels only in the cookie.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct LoginResponse {
     /// The logged-in user.
     pub user: User,
@@ -41,7 +55,7 @@ pub struct LoginResponse {
 }
 
 /// `POST /api/auth/password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct PasswordChange {
     /// The current password.
     pub current: String,
@@ -50,7 +64,7 @@ pub struct PasswordChange {
 }
 
 /// `POST /api/tokens` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CreateToken {
     /// Label.
     pub name: String,
@@ -62,7 +76,7 @@ pub struct CreateToken {
 }
 
 /// `POST /api/tokens` answer: the only time the secret is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CreatedToken {
     /// The secret to send as `Authorization: Bearer …`.
     pub token: String,
@@ -122,6 +136,7 @@ fn session_cookie(value: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
 }
 
 /// `POST /api/auth/login`: verifies the password and starts a session (cookie `hs_session`).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "Logged in; the session cookie is set", body = LoginResponse), ErrorResponses), security(()))]
 pub async fn login(
     State(st): State<AppState>,
     peer: Option<Extension<PeerInfo>>,
@@ -182,6 +197,7 @@ pub async fn login(
 }
 
 /// `POST /api/auth/logout`: ends the calling session and clears the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 204, description = "Session ended"), ErrorResponses))]
 pub async fn logout(State(st): State<AppState>, p: Principal) -> Result<Response, ApiError> {
     if let AuthVia::Session { id_hash } = &p.via {
         st.store.delete_session(id_hash).await?;
@@ -194,6 +210,7 @@ pub async fn logout(State(st): State<AppState>, p: Principal) -> Result<Response
 /// `POST /api/auth/password`: changes the caller's password, clears the must-change flag and
 /// ends all their other sessions. Session only: a token (possibly read-only) cannot take over
 /// the account.
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = PasswordChange, responses((status = 204, description = "Password changed"), ErrorResponses))]
 pub async fn change_password(
     State(st): State<AppState>,
     peer: Option<Extension<PeerInfo>>,
@@ -252,6 +269,7 @@ pub async fn change_password(
 }
 
 /// `POST /api/tokens`: creates a token for the caller; the secret is in this answer only.
+#[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = CreateToken, responses((status = 201, description = "Token created; the secret is shown only here", body = CreatedToken), ErrorResponses))]
 pub async fn create_token(
     State(st): State<AppState>,
     p: Principal,
@@ -310,6 +328,7 @@ pub async fn create_token(
 }
 
 /// `GET /api/tokens`: the caller's tokens (never their secrets).
+#[utoipa::path(get, path = "/api/tokens", tag = "auth", responses((status = 200, description = "The caller's tokens", body = Vec<ApiToken>), ErrorResponses))]
 pub async fn list_tokens(
     State(st): State<AppState>,
     p: Principal,
@@ -319,6 +338,7 @@ pub async fn list_tokens(
 
 /// `DELETE /api/tokens/{id}`: revokes one of the caller's tokens (admins: anyone's). Other
 /// users' tokens answer 404 for non-admins.
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = i64, Path, description = "token id")), responses((status = 204, description = "Revoked"), ErrorResponses))]
 pub async fn revoke_token(
     State(st): State<AppState>,
     p: Principal,

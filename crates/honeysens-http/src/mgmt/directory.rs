@@ -4,32 +4,51 @@
 //! Users: admins only, except `GET /api/users/me`. Audit log: admins only.
 
 use super::principal::{Principal, require_division, require_role};
+use super::openapi::ErrorResponses;
+use super::page::{PageQuery, Paged, QueryParams};
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
 use crate::server::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use honeysens_core::Error;
 use honeysens_core::ids::{AuditId, DivisionId, UserId};
 use honeysens_core::model::{AuditEntry, Division, DivisionSpec, Role, User, UserSpec};
 use honeysens_core::password;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_divisions, create_division))
+        .routes(routes!(get_division, update_division, delete_division))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(me))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(list_audit))
+}
 
 /// Most audit entries per page.
 pub const MAX_AUDIT_PAGE: u32 = 500;
 
 /// `GET /api/divisions`: the caller's divisions (admins: all), by name.
+#[utoipa::path(get, path = "/api/divisions", tag = "divisions", params(PageQuery), responses((status = 200, description = "The caller's divisions", body = Paged<Division>), ErrorResponses))]
 pub async fn list_divisions(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<Vec<Division>>, ApiError> {
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Result<Json<Paged<Division>>, ApiError> {
     let mut all = st.store.list_divisions().await?;
     all.retain(|d| p.sees(d.id));
-    Ok(Json(all))
+    Ok(Json(page.apply(all, |d| d.id.0)?))
 }
 
 /// `POST /api/divisions` (admin).
+#[utoipa::path(post, path = "/api/divisions", tag = "divisions", request_body = DivisionSpec, responses((status = 201, description = "Created", body = Division), ErrorResponses))]
 pub async fn create_division(
     State(st): State<AppState>,
     p: Principal,
@@ -50,6 +69,7 @@ pub async fn create_division(
 }
 
 /// `GET /api/divisions/{id}` (members and admins; others 404).
+#[utoipa::path(get, path = "/api/divisions/{id}", tag = "divisions", params(("id" = i64, Path, description = "division id")), responses((status = 200, description = "The division", body = Division), ErrorResponses))]
 pub async fn get_division(
     State(st): State<AppState>,
     p: Principal,
@@ -61,6 +81,7 @@ pub async fn get_division(
 }
 
 /// `PUT /api/divisions/{id}` (admin).
+#[utoipa::path(put, path = "/api/divisions/{id}", tag = "divisions", params(("id" = i64, Path, description = "division id")), request_body = DivisionSpec, responses((status = 200, description = "Updated", body = Division), ErrorResponses))]
 pub async fn update_division(
     State(st): State<AppState>,
     p: Principal,
@@ -83,6 +104,7 @@ pub async fn update_division(
 }
 
 /// `DELETE /api/divisions/{id}` (admin); 409 while it owns sensors.
+#[utoipa::path(delete, path = "/api/divisions/{id}", tag = "divisions", params(("id" = i64, Path, description = "division id")), responses((status = 204, description = "Deleted"), ErrorResponses))]
 pub async fn delete_division(
     State(st): State<AppState>,
     p: Principal,
@@ -104,42 +126,48 @@ pub async fn delete_division(
 }
 
 /// `POST /api/users` body: the user's fields and optionally an initial password.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct CreateUser {
     /// The user's fields.
     #[serde(flatten)]
     pub spec: UserSpec,
     /// Initial password; absent: one is generated and returned once. Either way the user must
     /// change it at first login, because someone else knows it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub password: Option<String>,
 }
 
 /// `POST /api/users` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     /// The new user.
     pub user: User,
     /// The generated initial password, when none was given; shown only here.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub password: Option<String>,
 }
 
 /// `GET /api/users` (admin).
+#[utoipa::path(get, path = "/api/users", tag = "users", params(PageQuery), responses((status = 200, description = "Users", body = Paged<User>), ErrorResponses))]
 pub async fn list_users(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<Vec<User>>, ApiError> {
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Result<Json<Paged<User>>, ApiError> {
     require_role(&p, Role::Admin)?;
-    Ok(Json(st.store.list_users(None).await?))
+    Ok(Json(page.apply(st.store.list_users(None).await?, |u| u.id.0)?))
 }
 
 /// `GET /api/users/me`: the caller.
+#[utoipa::path(get, path = "/api/users/me", tag = "users", responses((status = 200, description = "The caller", body = User), ErrorResponses))]
 pub async fn me(p: Principal) -> Json<User> {
     Json(p.user)
 }
 
 /// `POST /api/users` (admin).
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = CreateUser, responses((status = 201, description = "Created; `password` only when generated", body = CreatedUser), ErrorResponses))]
 pub async fn create_user(
     State(st): State<AppState>,
     p: Principal,
@@ -179,6 +207,7 @@ pub async fn create_user(
 }
 
 /// `GET /api/users/{id}` (admin).
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")), responses((status = 200, description = "The user", body = User), ErrorResponses))]
 pub async fn get_user(
     State(st): State<AppState>,
     p: Principal,
@@ -191,6 +220,7 @@ pub async fn get_user(
 
 /// `PUT /api/users/{id}` (admin). Role and division changes apply to the user's sessions and
 /// tokens at their next request, because the principal is loaded per request.
+#[utoipa::path(put, path = "/api/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")), request_body = UserSpec, responses((status = 200, description = "Updated", body = User), ErrorResponses))]
 pub async fn update_user(
     State(st): State<AppState>,
     p: Principal,
@@ -217,6 +247,7 @@ pub async fn update_user(
 }
 
 /// `DELETE /api/users/{id}` (admin; not oneself). Ends the user's sessions and tokens.
+#[utoipa::path(delete, path = "/api/users/{id}", tag = "users", params(("id" = i64, Path, description = "user id")), responses((status = 204, description = "Deleted"), ErrorResponses))]
 pub async fn delete_user(
     State(st): State<AppState>,
     p: Principal,
@@ -241,7 +272,8 @@ pub async fn delete_user(
 }
 
 /// `GET /api/audit` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Page size, 1 to [`MAX_AUDIT_PAGE`] (default 100).
     #[serde(default)]
@@ -252,13 +284,13 @@ pub struct AuditQuery {
 }
 
 /// `GET /api/audit` (admin): newest first.
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery), responses((status = 200, description = "Entries, newest first", body = Vec<AuditEntry>), ErrorResponses))]
 pub async fn list_audit(
     State(st): State<AppState>,
     p: Principal,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     require_role(&p, Role::Admin)?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request("request.malformed", e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
         return Err(Error::invalid(

@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod directory;
+pub mod openapi;
+pub mod page;
 pub mod principal;
 pub mod throttle;
 
@@ -12,52 +14,26 @@ pub use principal::{Principal, require_division, require_role};
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use honeysens_core::model::NewAuditEntry;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest management request body.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// Every management route.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(access::login))
-        .route("/api/auth/logout", post(access::logout))
-        .route("/api/auth/password", post(access::change_password))
-        .route(
-            "/api/tokens",
-            get(access::list_tokens).post(access::create_token),
-        )
-        .route(
-            "/api/tokens/{id}",
-            axum::routing::delete(access::revoke_token),
-        )
-        .route(
-            "/api/divisions",
-            get(directory::list_divisions).post(directory::create_division),
-        )
-        .route(
-            "/api/divisions/{id}",
-            get(directory::get_division)
-                .put(directory::update_division)
-                .delete(directory::delete_division),
-        )
-        .route(
-            "/api/users",
-            get(directory::list_users).post(directory::create_user),
-        )
-        .route("/api/users/me", get(directory::me))
-        .route(
-            "/api/users/{id}",
-            get(directory::get_user)
-                .put(directory::update_user)
-                .delete(directory::delete_user),
-        )
-        .route("/api/audit", get(directory::list_audit))
+/// Every management route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(access::router())
+        .merge(directory::router())
+}
+
+/// The OpenAPI document of the management API (as served at `/api/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
 /// A JSON request body whose parse errors answer 400 `request.malformed` in the API's error
