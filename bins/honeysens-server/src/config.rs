@@ -223,6 +223,18 @@ impl Settings {
         (dns, ips)
     }
 
+    /// Where sensors reach this server, for their configuration bundles: the first configured
+    /// host name and the listen port. Without configured names the bundle uses the host the
+    /// administrator downloaded it from.
+    pub fn public_endpoint(&self) -> Option<honeysens_core::model::ServerEndpoint> {
+        self.hostnames
+            .first()
+            .map(|host| honeysens_core::model::ServerEndpoint {
+                host: host.clone(),
+                port: self.listen.port(),
+            })
+    }
+
     /// The health check URL for the listen address (a wildcard address becomes loopback).
     pub fn local_url(&self) -> String {
         let ip = match self.listen.ip() {

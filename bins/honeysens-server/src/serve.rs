@@ -10,6 +10,7 @@ use honeysens_core::pki::{self, CertificateAuthority};
 use honeysens_core::time::{Timestamp, now};
 use honeysens_http::server::{Server, ServerOptions};
 use honeysens_http::tls::{self, TlsMaterial};
+use honeysens_store::FsBlobStore;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,12 @@ async fn run(settings: &Settings, store: Arc<dyn Store>, signals: Signals) -> Re
         crl_refresh: Duration::from_secs(settings.crl_refresh_secs),
         // Below Docker's default 10 s stop timeout, so a slow client cannot get us SIGKILLed.
         shutdown_grace: Duration::from_secs(8),
+        blobs: Arc::new(
+            FsBlobStore::open_dir(settings.data_dir.join("blobs"))
+                .await
+                .map_err(|e| AppError::with("cannot open the blob directory", &e))?,
+        ),
+        public_endpoint: settings.public_endpoint(),
     };
     let server = Server::bind(store.clone(), ca, options)
         .await

@@ -5,7 +5,7 @@
 //! their status reports, platforms and firmware, honeypot services and their revisions, events,
 //! event filters, settings, CA records, background jobs), the validation rules for every input,
 //! and the storage traits that `honeysens-store` implements for SQLite, PostgreSQL and
-//! MySQL/MariaDB. It performs no I/O itself.
+//! MySQL/MariaDB, and the blob storage trait. It performs no I/O itself.
 //!
 //! ```
 //! use honeysens_core::model::{SensorSpec, NetworkConfig};
@@ -18,6 +18,7 @@
 //! assert!(err.to_string().contains("update_interval"));
 //! ```
 
+pub mod blob;
 pub mod error;
 pub mod ids;
 pub mod model;

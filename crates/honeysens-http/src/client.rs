@@ -43,6 +43,17 @@ impl std::fmt::Debug for SensorAuth {
     }
 }
 
+/// One field the server's validation refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ApiFieldError {
+    /// Dotted path of the field, e.g. `network.address`.
+    pub field: String,
+    /// Stable code, e.g. `out_of_range`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -54,12 +65,16 @@ pub enum ClientError {
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
     /// The server answered with an error.
-    #[error("server refused ({status}): {code}")]
+    #[error("server refused ({status}): {code}: {message}")]
     Api {
         /// HTTP status.
         status: u16,
         /// The stable error code from the body (`unknown` if there was none).
         code: String,
+        /// The server's message.
+        message: String,
+        /// Per-field validation failures.
+        fields: Vec<ApiFieldError>,
     },
     /// The HMAC response signature is missing or wrong: the answer was not from our server.
     #[error("response signature invalid")]
@@ -67,6 +82,72 @@ pub enum ClientError {
     /// The answer did not parse.
     #[error("malformed response: {0}")]
     Decode(String),
+}
+
+impl ClientError {
+    /// The error of a non-2xx answer, from its `{"error": …}` body when there is one.
+    pub fn from_answer(status: u16, body: &[u8]) -> ClientError {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            error: Inner,
+        }
+        #[derive(serde::Deserialize)]
+        struct Inner {
+            code: String,
+            #[serde(default)]
+            message: String,
+            #[serde(default)]
+            fields: Vec<ApiFieldError>,
+        }
+        match serde_json::from_slice::<Body>(body) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.error.code,
+                message: b.error.message,
+                fields: b.error.fields,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "unknown".to_owned(),
+                message: String::new(),
+                fields: Vec::new(),
+            },
+        }
+    }
+
+    /// The stable error code of an API error, if this is one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API error, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Trust only the PEM certificates in `ca_pem`.
+pub(crate) fn client_tls(
+    ca_pem: &str,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, ClientError>
+{
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots))
 }
 
 /// A client for the sensor API of one server.
@@ -86,17 +167,7 @@ impl SensorClient {
         auth: SensorAuth,
         proxy: Option<&str>,
     ) -> Result<Self, ClientError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            let cert = cert.map_err(|e| ClientError::Tls(e.to_string()))?;
-            roots
-                .add(cert)
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Tls(e.to_string()))?
-            .with_root_certificates(roots);
+        let builder = client_tls(ca_pem)?;
         let mut config = match &auth {
             SensorAuth::Certificate { cert_pem, key_pem } => {
                 let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -194,14 +265,7 @@ impl SensorClient {
             .map(str::to_owned);
         let bytes = resp.bytes().await?.to_vec();
         if !status.is_success() {
-            let code = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".to_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code,
-            });
+            return Err(ClientError::from_answer(status.as_u16(), &bytes));
         }
         if let (SensorAuth::Hmac { secret, .. }, Some(n)) = (&self.auth, nonce) {
             let expected = hmac::sign_response(secret.as_bytes(), &n, status.as_u16(), &bytes);

@@ -25,6 +25,8 @@
 //!     trusted_proxies: vec![],
 //!     crl_refresh: std::time::Duration::from_secs(60),
 //!     shutdown_grace: std::time::Duration::from_secs(8),
+//!     blobs: Arc::new(honeysens_store::FsBlobStore::open_dir("./data/blobs").await?),
+//!     public_endpoint: None,
 //! };
 //! let server = Server::bind(store, ca, options).await?;
 //! println!("listening on https://{}", server.local_addr()?);
@@ -38,6 +40,7 @@ pub mod client;
 pub mod error;
 pub mod hmac;
 pub mod mgmt;
+pub mod mgmt_client;
 pub mod proxy_header;
 pub mod server;
 pub mod tls;

@@ -9,6 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use honeysens_core::Store;
+use honeysens_core::blob::BlobStore;
+use honeysens_core::model::ServerEndpoint;
 use honeysens_core::pki::CertificateAuthority;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -68,6 +70,11 @@ pub struct ServerOptions {
     /// How long open connections may finish after shutdown starts; keep it below the
     /// supervisor's kill timeout (Docker: 10 s).
     pub shutdown_grace: Duration,
+    /// Where uploads (firmware images, service images) are kept.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The address sensors reach this server at, written into their configuration bundles;
+    /// `None`: the host the administrator used to download the bundle.
+    pub public_endpoint: Option<ServerEndpoint>,
 }
 
 /// The TLS configuration in force, swapped atomically when the CRL changes.
@@ -136,6 +143,10 @@ pub struct AppState {
     pub tls: TlsHandle,
     /// Failed-login counts.
     pub login_throttle: Arc<LoginThrottle>,
+    /// Uploaded blobs.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The address sensors reach this server at (see [`ServerOptions::public_endpoint`]).
+    pub public_endpoint: Option<ServerEndpoint>,
 }
 
 /// A bound, not yet running server.
@@ -163,7 +174,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/openapi.json",
             axum::routing::get(move || async move {
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], doc)
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    doc,
+                )
             }),
         )
         .fallback(api::not_found)
@@ -194,6 +208,8 @@ impl Server {
             nonces: Arc::new(NonceCache::default()),
             tls: handle,
             login_throttle: Arc::new(LoginThrottle::default()),
+            blobs: options.blobs,
+            public_endpoint: options.public_endpoint,
         };
         let listener = TcpListener::bind(options.listen).await?;
         Ok(Server {

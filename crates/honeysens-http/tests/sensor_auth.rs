@@ -42,12 +42,12 @@ impl TestServer {
         issued
     }
 
-    fn client(&self, auth: SensorAuth) -> SensorClient {
+    fn sensor_client(&self, auth: SensorAuth) -> SensorClient {
         SensorClient::new(&self.url, self.ca.cert_pem(), auth, None).unwrap()
     }
 
     fn cert_client(&self, issued: &IssuedKeyPair) -> SensorClient {
-        self.client(SensorAuth::Certificate {
+        self.sensor_client(SensorAuth::Certificate {
             cert_pem: issued.cert_pem.clone(),
             key_pem: issued.key_pem.clone(),
         })
@@ -56,7 +56,7 @@ impl TestServer {
 
 fn api_code(e: ClientError) -> (u16, String) {
     match e {
-        ClientError::Api { status, code } => (status, code),
+        ClientError::Api { status, code, .. } => (status, code),
         other => panic!("expected an API error, got {other:?}"),
     }
 }
@@ -84,7 +84,7 @@ fn status_request(timestamp_offset_s: i64) -> StatusRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identify_and_health_need_no_certificate() {
     let srv = TestServer::start(&[]).await;
-    let anon = srv.client(SensorAuth::None);
+    let anon = srv.sensor_client(SensorAuth::None);
     assert_eq!(anon.identify().await.unwrap(), "HoneySens");
     let health = anon
         .call(reqwest::Method::GET, "/api/system/health", None)
@@ -118,7 +118,12 @@ async fn valid_sensor_certificate_is_accepted_and_missing_one_refused() {
         (me.sensor_id, me.name.as_str(), me.auth),
         (id, "s1", SensorAuthMode::Certificate)
     );
-    let (status, code) = api_code(srv.client(SensorAuth::None).whoami().await.unwrap_err());
+    let (status, code) = api_code(
+        srv.sensor_client(SensorAuth::None)
+            .whoami()
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((status, code.as_str()), (401, "auth.required"));
     // The poll is recorded and answered; a sensor clock ten minutes ahead is reported, not refused.
     let answer = srv
@@ -368,7 +373,7 @@ async fn hmac_authentication_and_its_refusals() {
     let secret = "a-long-random-sensor-secret-0123456789";
     srv.store.set_sensor_secret(id, Some(secret)).await.unwrap();
     // The client signs requests and verifies the server's response signature.
-    let client = srv.client(SensorAuth::Hmac {
+    let client = srv.sensor_client(SensorAuth::Hmac {
         sensor_id: id,
         secret: secret.into(),
     });
@@ -382,7 +387,7 @@ async fn hmac_authentication_and_its_refusals() {
         id
     );
     // A client with the wrong secret is refused.
-    let wrong = srv.client(SensorAuth::Hmac {
+    let wrong = srv.sensor_client(SensorAuth::Hmac {
         sensor_id: id,
         secret: "guess".into(),
     });

@@ -15,14 +15,16 @@
 //! # });
 //! ```
 
-mod error;
 #[doc(hidden)]
+pub mod blobs;
+mod error;
 pub mod imp;
 mod mysql;
 mod postgres;
 mod rows;
 mod sqlite;
 
+pub use blobs::FsBlobStore;
 pub use error::OpenError;
 pub use mysql::MySqlStore;
 pub use postgres::PostgresStore;

@@ -1,9 +1,9 @@
 //! Login, logout, password change and API tokens.
 
+use super::openapi::ErrorResponses;
 use super::principal::{
     AuthVia, Principal, SESSION_COOKIE, SESSION_IDLE, TOKEN_PREFIX, hash_secret, random_secret,
 };
-use super::openapi::ErrorResponses;
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
 use crate::server::{AppState, PeerInfo};
@@ -17,11 +17,11 @@ use honeysens_core::password;
 use honeysens_core::time::now;
 use honeysens_core::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::OnceLock;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -3,9 +3,9 @@
 //! Divisions: everybody reads the divisions they belong to (admins all); only admins write.
 //! Users: admins only, except `GET /api/users/me`. Audit log: admins only.
 
-use super::principal::{Principal, require_division, require_role};
 use super::openapi::ErrorResponses;
 use super::page::{PageQuery, Paged, QueryParams};
+use super::principal::{Principal, require_division, require_role};
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -157,7 +157,9 @@ pub async fn list_users(
     QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<Json<Paged<User>>, ApiError> {
     require_role(&p, Role::Admin)?;
-    Ok(Json(page.apply(st.store.list_users(None).await?, |u| u.id.0)?))
+    Ok(Json(
+        page.apply(st.store.list_users(None).await?, |u| u.id.0)?,
+    ))
 }
 
 /// `GET /api/users/me`: the caller.

@@ -4,10 +4,15 @@
 //! [`require_role`] / [`require_division`]. Every change is recorded in the audit log.
 
 pub mod access;
+pub mod contacts;
 pub mod directory;
 pub mod openapi;
 pub mod page;
+pub mod platforms;
 pub mod principal;
+pub mod sensors;
+pub mod services;
+pub mod settings;
 pub mod throttle;
 
 pub use principal::{Principal, require_division, require_role};
@@ -29,6 +34,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(access::router())
         .merge(directory::router())
+        .merge(contacts::router())
+        .merge(sensors::router())
+        .merge(platforms::router())
+        .merge(services::router())
+        .merge(settings::router())
 }
 
 /// The OpenAPI document of the management API (as served at `/api/openapi.json`).

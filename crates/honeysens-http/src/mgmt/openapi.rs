@@ -97,12 +97,27 @@ impl utoipa::IntoResponses for ErrorResponses {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         [
             ("400", "Malformed request (`request.malformed`)"),
-            ("401", "Not authenticated (`auth.required`, `auth.invalid_token`, …)"),
-            ("403", "Not allowed for this role or token scope (`auth.forbidden`)"),
-            ("404", "No such object, or one of a division the caller cannot see"),
-            ("409", "Conflicts with the stored state (`<entity>.conflict`)"),
+            (
+                "401",
+                "Not authenticated (`auth.required`, `auth.invalid_token`, …)",
+            ),
+            (
+                "403",
+                "Not allowed for this role or token scope (`auth.forbidden`)",
+            ),
+            (
+                "404",
+                "No such object, or one of a division the caller cannot see",
+            ),
+            (
+                "409",
+                "Conflicts with the stored state (`<entity>.conflict`)",
+            ),
             ("413", "Request body too large (`request.too_large`)"),
-            ("422", "Validation failed; `fields` says where (`<entity>.invalid`)"),
+            (
+                "422",
+                "Validation failed; `fields` says where (`validation.failed`)",
+            ),
             ("429", "Too many failed logins (`auth.throttled`)"),
             ("503", "The database is unavailable"),
         ]

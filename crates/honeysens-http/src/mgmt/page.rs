@@ -44,12 +44,19 @@ pub struct Paged<T> {
 
 impl PageQuery {
     /// Cuts one page out of `items` (any order) by their ids.
-    pub fn apply<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> i64) -> Result<Paged<T>, ApiError> {
+    pub fn apply<T>(
+        &self,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> i64,
+    ) -> Result<Paged<T>, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(
-                Error::invalid("limit", "out_of_range", format!("must be 1 to {MAX_LIMIT}")).into(),
-            );
+            return Err(Error::invalid(
+                "limit",
+                "out_of_range",
+                format!("must be 1 to {MAX_LIMIT}"),
+            )
+            .into());
         }
         items.sort_by_key(|t| id(t));
         if let Some(after) = self.after {
@@ -88,15 +95,27 @@ mod tests {
     #[test]
     fn pages_by_id_with_next_only_when_more_remain() {
         let ids = vec![5_i64, 1, 3, 2, 4];
-        let q = PageQuery { limit: Some(2), after: None };
+        let q = PageQuery {
+            limit: Some(2),
+            after: None,
+        };
         let p = q.apply(ids.clone(), |i| *i).unwrap();
         assert_eq!((p.items, p.next), (vec![1, 2], Some(2)));
-        let q = PageQuery { limit: Some(2), after: Some(4) };
+        let q = PageQuery {
+            limit: Some(2),
+            after: Some(4),
+        };
         let p = q.apply(ids.clone(), |i| *i).unwrap();
         assert_eq!((p.items, p.next), (vec![5], None));
-        let q = PageQuery { limit: Some(5), after: None };
+        let q = PageQuery {
+            limit: Some(5),
+            after: None,
+        };
         assert_eq!(q.apply(ids.clone(), |i| *i).unwrap().next, None);
-        let q = PageQuery { limit: Some(0), after: None };
+        let q = PageQuery {
+            limit: Some(0),
+            after: None,
+        };
         assert_eq!(q.apply(ids, |i| *i).unwrap_err().status, 422);
     }
 }

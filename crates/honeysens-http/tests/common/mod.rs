@@ -10,6 +10,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Password of every user the tests create.
+pub const PW: &str = "correct horse battery";
+
 pub struct TestServer {
     pub url: String,
     pub port: u16,
@@ -42,6 +45,12 @@ impl TestServer {
             trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
             crl_refresh: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(5),
+            blobs: Arc::new(
+                honeysens_store::FsBlobStore::open_dir(db.with_extension("blobs"))
+                    .await
+                    .unwrap(),
+            ),
+            public_endpoint: None,
         };
         let server = Server::bind(store.clone(), ca.clone(), options)
             .await
@@ -91,6 +100,48 @@ impl TestServer {
         b.build().unwrap()
     }
 
+    /// A typed management client trusting the CA (not logged in).
+    pub fn client(&self) -> honeysens_http::mgmt_client::ManagementClient {
+        honeysens_http::mgmt_client::ManagementClient::new(&self.url, self.ca.cert_pem()).unwrap()
+    }
+
+    /// Creates a user with password [`PW`] directly in the store.
+    pub async fn user(
+        &self,
+        name: &str,
+        role: honeysens_core::model::Role,
+        divisions: Vec<honeysens_core::ids::DivisionId>,
+    ) -> honeysens_core::ids::UserId {
+        let spec = honeysens_core::model::UserSpec {
+            name: name.into(),
+            full_name: None,
+            email: None,
+            role,
+            divisions,
+        };
+        self.store
+            .create_user(&spec, &honeysens_core::password::hash_password(PW).unwrap())
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Creates a division directly in the store.
+    pub async fn division(&self, name: &str) -> honeysens_core::ids::DivisionId {
+        self.store
+            .create_division(&honeysens_core::model::DivisionSpec { name: name.into() })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Logs `name` (password [`PW`]) in through the typed client.
+    pub async fn login(&self, name: &str) -> honeysens_http::mgmt_client::ManagementClient {
+        let mut c = self.client();
+        c.login(name, PW).await.unwrap();
+        c
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -102,6 +153,7 @@ impl TestServer {
                 .unwrap();
         }
         self.store.close().await;
+        let _ = std::fs::remove_dir_all(self.db.with_extension("blobs"));
         for s in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{s}", self.db.display()));
         }

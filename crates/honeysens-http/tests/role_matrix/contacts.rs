@@ -1,0 +1,7 @@
+//! Matrix cases of the contacts endpoints.
+
+use crate::{Case, World};
+
+pub async fn cases(_w: &World, _i: usize, _via: &str) -> Vec<Case> {
+    Vec::new()
+}
