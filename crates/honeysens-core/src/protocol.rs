@@ -4,7 +4,9 @@
 //! other way round; fields added later carry `#[serde(default)]`.
 
 use crate::ids::{DivisionId, SensorId};
-use crate::model::{SensorAuthMode, SensorState, ServiceStatus};
+use crate::model::{
+    NetworkConfig, ProxyConfig, SensorAuthMode, SensorState, ServerEndpoint, ServiceStatus,
+};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -98,4 +100,85 @@ pub struct StatusResponse {
     /// A renewed client certificate, sent ahead of expiry.
     #[serde(default)]
     pub certificate: Option<CertificateBundle>,
+}
+
+/// Version of the [`SensorBundle`] format.
+pub const BUNDLE_VERSION: u32 = 1;
+
+/// A sensor's configuration bundle: everything its agent needs to start
+/// (`honeysens-sensor run --config <bundle>`). Downloaded by an operator from
+/// `GET /api/sensors/{id}/config`; it carries the sensor's secret credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SensorBundle {
+    /// Bundle format version ([`BUNDLE_VERSION`]).
+    pub format: u32,
+    /// The sensor.
+    pub sensor_id: SensorId,
+    /// Its name.
+    pub name: String,
+    /// Where the server is.
+    pub server: ServerEndpoint,
+    /// The HoneySens CA, PEM: the only authority the agent trusts for the server.
+    pub ca_pem: String,
+    /// How the agent authenticates.
+    pub credentials: SensorCredentials,
+    /// Proxy to reach the server through.
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+    /// Interface configuration, needed before the first poll can reach the server.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// MAC address override.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Poll interval in minutes.
+    pub update_interval: u32,
+}
+
+impl std::fmt::Debug for SensorBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorBundle")
+            .field("format", &self.format)
+            .field("sensor_id", &self.sensor_id)
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("credentials", &self.credentials)
+            .field("update_interval", &self.update_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sensor's secret credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum SensorCredentials {
+    /// A client certificate with its key.
+    Certificate {
+        /// Certificate, PEM.
+        cert_pem: String,
+        /// Private key, PEM (PKCS#8).
+        key_pem: String,
+        /// End of validity.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        not_after: Timestamp,
+    },
+    /// The shared HMAC secret.
+    Hmac {
+        /// The secret.
+        secret: String,
+    },
+}
+
+impl std::fmt::Debug for SensorCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SensorCredentials::Certificate { not_after, .. } => f
+                .debug_struct("Certificate")
+                .field("not_after", not_after)
+                .finish_non_exhaustive(),
+            SensorCredentials::Hmac { .. } => f.write_str("Hmac(<redacted>)"),
+        }
+    }
 }

@@ -1,9 +1,184 @@
-//! The contacts endpoints.
+//! Contacts: who in a division is notified of what (critical events, sensor timeouts, the
+//! weekly summary), by e-mail or webhook.
+//!
+//! Everybody reads the contacts of their divisions (admins: all); admins and managers of the
+//! division write. Contacts of other divisions answer 404.
 
+use super::openapi::ErrorResponses;
+use super::page::{Paged, QueryParams};
+use super::principal::{Principal, require_role};
+use super::{JsonBody, audit, parse_id};
+use crate::error::ApiError;
 use crate::server::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use honeysens_core::Error;
+use honeysens_core::ids::{ContactId, DivisionId};
+use honeysens_core::model::{Contact, ContactSpec, ContactTarget, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(get_contact, update_contact, delete_contact))
+}
+
+/// `GET /api/contacts` query.
+#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactQuery {
+    /// Only contacts of this division.
+    #[serde(default)]
+    pub division_id: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only contacts with a larger id (the `next` of the previous page).
+    #[serde(default)]
+    pub after: Option<i64>,
+}
+
+async fn visible_contact(st: &AppState, p: &Principal, id: ContactId) -> Result<Contact, ApiError> {
+    let c = st.store.get_contact(id).await?;
+    if !p.sees(c.spec.division_id) {
+        return Err(Error::not_found("contact").into());
+    }
+    Ok(c)
+}
+
+/// Checks a spec the caller wants to store: valid, in one of their divisions, and a user
+/// target is a member of that division (so nobody mails people of other divisions).
+async fn check_spec(st: &AppState, p: &Principal, spec: &ContactSpec) -> Result<(), ApiError> {
+    spec.validate()?;
+    if !p.sees(spec.division_id) {
+        return Err(Error::invalid("division_id", "not_found", "no such division").into());
+    }
+    st.store
+        .get_division(spec.division_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { .. } => {
+                Error::invalid("division_id", "not_found", "no such division")
+            }
+            other => other,
+        })?;
+    if let ContactTarget::User { user_id } = spec.target {
+        let member = match st.store.get_user(user_id).await {
+            Ok(u) => u.spec.role == Role::Admin || u.spec.divisions.contains(&spec.division_id),
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !member {
+            return Err(Error::invalid(
+                "target.user_id",
+                "not_found",
+                "no such user in this division",
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/contacts`.
+#[utoipa::path(get, path = "/api/contacts", tag = "contacts", params(ContactQuery), responses((status = 200, description = "The caller's divisions' contacts", body = Paged<Contact>), ErrorResponses))]
+pub async fn list_contacts(
+    State(st): State<AppState>,
+    p: Principal,
+    QueryParams(q): QueryParams<ContactQuery>,
+) -> Result<Json<Paged<Contact>>, ApiError> {
+    let mut all = st
+        .store
+        .list_contacts(q.division_id.map(DivisionId))
+        .await?;
+    all.retain(|c| p.sees(c.spec.division_id));
+    let page = super::page::PageQuery {
+        limit: q.limit,
+        after: q.after,
+    };
+    Ok(Json(page.apply(all, |c| c.id.0)?))
+}
+
+/// `POST /api/contacts` (admin; manager of the division).
+#[utoipa::path(post, path = "/api/contacts", tag = "contacts", request_body = ContactSpec, responses((status = 201, description = "Created", body = Contact), ErrorResponses))]
+pub async fn create_contact(
+    State(st): State<AppState>,
+    p: Principal,
+    JsonBody(spec): JsonBody<ContactSpec>,
+) -> Result<(StatusCode, Json<Contact>), ApiError> {
+    require_role(&p, Role::Manager)?;
+    check_spec(&st, &p, &spec).await?;
+    let c = st.store.create_contact(&spec).await?;
+    audit(
+        &st,
+        &p,
+        "contact.create",
+        format!("contact:{}", c.id),
+        serde_json::json!({ "division_id": c.spec.division_id, "notify": c.spec.notify }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// `GET /api/contacts/{id}`.
+#[utoipa::path(get, path = "/api/contacts/{id}", tag = "contacts", params(("id" = i64, Path, description = "contact id")), responses((status = 200, description = "The contact", body = Contact), ErrorResponses))]
+pub async fn get_contact(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<Contact>, ApiError> {
+    let id = ContactId(parse_id(&raw, "contact")?);
+    Ok(Json(visible_contact(&st, &p, id).await?))
+}
+
+/// `PUT /api/contacts/{id}` (admin; manager of its division and of the target division).
+#[utoipa::path(put, path = "/api/contacts/{id}", tag = "contacts", params(("id" = i64, Path, description = "contact id")), request_body = ContactSpec, responses((status = 200, description = "Updated", body = Contact), ErrorResponses))]
+pub async fn update_contact(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(raw): Path<String>,
+    JsonBody(spec): JsonBody<ContactSpec>,
+) -> Result<Json<Contact>, ApiError> {
+    require_role(&p, Role::Manager)?;
+    let id = ContactId(parse_id(&raw, "contact")?);
+    visible_contact(&st, &p, id).await?;
+    check_spec(&st, &p, &spec).await?;
+    let c = st.store.update_contact(id, &spec).await?;
+    audit(
+        &st,
+        &p,
+        "contact.update",
+        format!("contact:{id}"),
+        serde_json::json!({ "division_id": c.spec.division_id, "notify": c.spec.notify }),
+    )
+    .await?;
+    Ok(Json(c))
+}
+
+/// `DELETE /api/contacts/{id}` (admin; manager of its division).
+#[utoipa::path(delete, path = "/api/contacts/{id}", tag = "contacts", params(("id" = i64, Path, description = "contact id")), responses((status = 204, description = "Deleted"), ErrorResponses))]
+pub async fn delete_contact(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_role(&p, Role::Manager)?;
+    let id = ContactId(parse_id(&raw, "contact")?);
+    let c = visible_contact(&st, &p, id).await?;
+    st.store.delete_contact(id).await?;
+    audit(
+        &st,
+        &p,
+        "contact.delete",
+        format!("contact:{id}"),
+        serde_json::json!({ "division_id": c.spec.division_id }),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
