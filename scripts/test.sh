@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: starts PostgreSQL and MariaDB if needed (installing them on a fresh
 # Debian machine), then formatting, lints and every test of the workspace against all three
-# database backends.
+# database backends, schemathesis against the running server's OpenAPI document, and a short
+# fuzzing run of every parser that faces sensors and uploads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +13,5 @@ export HONEYSENS_TEST_POSTGRES_URL HONEYSENS_TEST_MYSQL_URL
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+scripts/schemathesis.sh
 scripts/fuzz.sh
