@@ -13,6 +13,7 @@ mod admin;
 mod config;
 mod error;
 mod files;
+mod remote;
 mod serve;
 mod setup;
 
@@ -64,6 +65,48 @@ enum Command {
     /// Sensors.
     #[command(subcommand)]
     Sensor(SensorCommand),
+    /// Manage a running server through its API (token in HONEYSENS_TOKEN).
+    Remote {
+        /// Server URL [default: https://<listen address, 0.0.0.0 as 127.0.0.1>].
+        #[arg(long)]
+        url: Option<String>,
+        /// CA certificate to trust [default: <data-dir>/ca.crt].
+        #[arg(long, value_name = "PATH")]
+        ca: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Print every visible sensor, one JSON object per line.
+    Sensors,
+    /// Create a sensor and write its configuration bundle (JSON, mode 0600); prints its id.
+    SensorAdd {
+        /// Sensor name, unique in its division.
+        #[arg(long)]
+        name: String,
+        /// Division id.
+        #[arg(long)]
+        division: i64,
+        /// Authenticate with an HMAC secret instead of a certificate.
+        #[arg(long)]
+        hmac: bool,
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Download a new configuration bundle (replaces the sensor's credentials).
+    SensorConfig {
+        /// Sensor id.
+        #[arg(long)]
+        id: i64,
+        /// Where to write the bundle.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +245,24 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 hmac,
             };
             admin::sensor_add(&settings, &new).await
+        }
+        Command::Remote { url, ca, command } => {
+            let target = remote::Target {
+                url: url.as_deref(),
+                ca: ca.as_deref(),
+            };
+            match command {
+                RemoteCommand::Sensors => remote::list_sensors(&settings, &target).await,
+                RemoteCommand::SensorAdd {
+                    name,
+                    division,
+                    hmac,
+                    out,
+                } => remote::add_sensor(&settings, &target, &name, division, hmac, &out).await,
+                RemoteCommand::SensorConfig { id, out } => {
+                    remote::sensor_config(&settings, &target, id, &out).await
+                }
+            }
         }
     }
 }

@@ -717,3 +717,120 @@ fn tls_files_and_hostnames() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stderr(&o).contains("TLS certificate"));
 }
+
+/// `remote …` drives a running server through the typed management client with a token
+/// from the environment; the bundle it writes lets a sensor in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_commands_use_the_api_with_a_token() {
+    use honeysens_http::mgmt::access::CreateToken;
+    use honeysens_http::mgmt_client::ManagementClient;
+
+    let tmp = TempDir::new("remote");
+    let data = tmp.join("data");
+    let server = ServerProc::start(&data, &[]);
+    let password = printed_password(&server.stdout()).unwrap();
+    let ca_pem = read(&data.join("ca.crt"));
+    let mut admin = ManagementClient::new(&server.url, &ca_pem).unwrap();
+    admin.login("admin", &password).await.unwrap();
+    let new_pw = "a brand new admin password";
+    admin.change_password(&password, new_pw).await.unwrap();
+    let token = admin
+        .create_token(
+            &serde_json::from_value::<CreateToken>(
+                serde_json::json!({ "name": "cli", "scope": "admin" }),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let division = admin
+        .list_divisions(&Default::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+
+    // Without a token: a usage error, nothing sent.
+    let o = run(&data, &["remote", "--url", &server.url, "sensors"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("HONEYSENS_TOKEN"), "{}", stderr(&o));
+
+    let bundle_path = tmp.join("lab.json");
+    let o = command(&data)
+        .env("HONEYSENS_TOKEN", &token)
+        .args([
+            "remote",
+            "--url",
+            &server.url,
+            "sensor-add",
+            "--name",
+            "lab",
+        ])
+        .args(["--division", &division.to_string(), "--out"])
+        .arg(&bundle_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id: i64 = stdout(&o).trim().parse().unwrap();
+    assert_eq!(mode(&bundle_path), 0o600);
+    let bundle: honeysens_core::protocol::SensorBundle =
+        serde_json::from_str(&read(&bundle_path)).unwrap();
+    assert_eq!(bundle.sensor_id, SensorId(id));
+    let honeysens_core::protocol::SensorCredentials::Certificate {
+        cert_pem, key_pem, ..
+    } = &bundle.credentials
+    else {
+        panic!("certificate bundle expected")
+    };
+    let sensor = SensorClient::new(
+        &server.url,
+        &bundle.ca_pem,
+        SensorAuth::Certificate {
+            cert_pem: cert_pem.clone(),
+            key_pem: key_pem.clone(),
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(sensor.whoami().await.unwrap().sensor_id, SensorId(id));
+
+    let o = command(&data)
+        .env("HONEYSENS_TOKEN", &token)
+        .args(["remote", "--url", &server.url, "sensors"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "lab");
+
+    // A new bundle replaces the credentials: the first certificate stops working.
+    let o = command(&data)
+        .env("HONEYSENS_TOKEN", &token)
+        .args([
+            "remote",
+            "--url",
+            &server.url,
+            "sensor-config",
+            "--id",
+            &id.to_string(),
+            "--out",
+        ])
+        .arg(tmp.join("lab2.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(sensor.whoami().await.is_err());
+    // A wrong token is refused with the server's code.
+    let o = command(&data)
+        .env("HONEYSENS_TOKEN", "hst_wrong")
+        .args(["remote", "--url", &server.url, "sensors"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("auth."), "{}", stderr(&o));
+}
