@@ -5,10 +5,11 @@
 //! the sensor API with three ways to authenticate (client certificate, certificate forwarded by
 //! a trusted TLS-terminating proxy, per-request HMAC for networks whose proxies intercept TLS);
 //! the unauthenticated system endpoints (`/api/system/identify`, `/api/system/health`,
-//! `/api/system/ca`); the first part of the management API ([`mgmt`]: login sessions with CSRF
-//! protection, API tokens, divisions, users, audit log); and [`client::SensorClient`], the
-//! sensor's client. The rest of the management API, the read-only registry and the console
-//! arrive with later issues.
+//! `/api/system/ca`); the management API ([`mgmt`]: sessions with CSRF protection, API tokens,
+//! divisions, users, contacts, sensors and their configuration bundles, platforms and
+//! firmware, services and assignments, settings, audit log; OpenAPI at `/api/openapi.json`);
+//! [`client::SensorClient`], the sensor's client; and [`mgmt_client::ManagementClient`], the
+//! typed management client. The read-only registry and the console arrive with later issues.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn honeysens_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
