@@ -3,12 +3,16 @@
 //! Every message ignores unknown fields, so older agents keep working with newer servers and the
 //! other way round; fields added later carry `#[serde(default)]`.
 
-use crate::ids::{DivisionId, SensorId};
+use crate::ids::{DivisionId, FirmwareId, SensorId};
 use crate::model::{
-    NetworkConfig, ProxyConfig, SensorAuthMode, SensorState, ServerEndpoint, ServiceStatus,
+    Architecture, NetworkConfig, ProxyConfig, SensorAuthMode, SensorState, ServerEndpoint,
+    ServiceStatus,
 };
 use crate::time::Timestamp;
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
 /// Version of the sensor protocol described here.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -100,6 +104,142 @@ pub struct StatusResponse {
     /// A renewed client certificate, sent ahead of expiry.
     #[serde(default)]
     pub certificate: Option<CertificateBundle>,
+    /// The sensor's whole desired state (absent only from servers older than this field).
+    #[serde(default)]
+    pub config: Option<DesiredState>,
+}
+
+/// Everything a sensor should be doing, sent with every poll answer; the agent applies what
+/// differs from its current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    /// Interface configuration.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// MAC address override.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Proxy towards the server.
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+    /// Where to reach the server from now on (`None`: where it is reaching it now).
+    #[serde(default)]
+    pub server: Option<ServerEndpoint>,
+    /// Network for honeypot containers.
+    pub service_network: Ipv4Net,
+    /// Firmware the sensor should run, if one is set for it.
+    #[serde(default)]
+    pub firmware: Option<FirmwareTarget>,
+    /// Honeypot services to run: one entry per service and architecture; the agent runs those
+    /// of its own architecture and stops everything else.
+    #[serde(default)]
+    pub services: Vec<ServiceTarget>,
+}
+
+/// A firmware revision a sensor should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareTarget {
+    /// Revision id (download: `GET /api/sensors/firmware/{id}`).
+    pub id: FirmwareId,
+    /// Version string.
+    pub version: String,
+    /// SHA-256 of the image.
+    pub sha256: String,
+    /// Image size in bytes.
+    pub size: u64,
+}
+
+/// One honeypot service revision a sensor should run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTarget {
+    /// Service name (also the container name suffix).
+    pub name: String,
+    /// Revision label.
+    pub revision: String,
+    /// Architecture of this image.
+    pub architecture: Architecture,
+    /// Image digest in the server's registry.
+    pub image_digest: String,
+    /// Container port (`"2222/tcp"`) → sensor port.
+    #[serde(default)]
+    pub port_assignment: BTreeMap<String, u16>,
+    /// Receives every connection no other service takes.
+    #[serde(default)]
+    pub catch_all: bool,
+    /// Runs with host networking.
+    #[serde(default)]
+    pub raw_network_access: bool,
+}
+
+/// Most events in one upload.
+pub const MAX_UPLOAD_EVENTS: usize = 1000;
+
+/// `POST /api/sensors/events`: a batch of events, each a JSON object in the event schema
+/// ([`crate::model::NewEvent`]). Each is validated on its own: a malformed one is rejected
+/// alone, never with its batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventUpload {
+    /// The events.
+    pub events: Vec<serde_json::Value>,
+}
+
+/// The answer to an [`EventUpload`]: every event is in exactly one of the three lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventUploadResult {
+    /// Stored now.
+    #[serde(default)]
+    pub accepted: Vec<Uuid>,
+    /// Already stored by an earlier (retried) upload; not stored again.
+    #[serde(default)]
+    pub duplicates: Vec<Uuid>,
+    /// Refused; retrying them will not help.
+    #[serde(default)]
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// An event the server refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// Position in the upload.
+    pub index: usize,
+    /// Its uid, when it had a readable one.
+    #[serde(default)]
+    pub uid: Option<Uuid>,
+    /// Stable code, e.g. `validation.failed`, `event.malformed`, `event.wrong_sensor`.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How an agent talks to its server: HTTPS in production
+/// (`honeysens_http::client::SensorClient`), in-process when agent and server are embedded in
+/// one program (`honeysens_http::inprocess::InProcessTransport`).
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends a status report; the answer carries the desired state.
+    async fn poll(&self, status: &StatusRequest) -> Result<StatusResponse, TransportError>;
+    /// Uploads events, each one serialised JSON object in the event schema.
+    async fn upload_events(&self, events: &[Vec<u8>]) -> Result<EventUploadResult, TransportError>;
+}
+
+/// Why a [`Transport`] call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The server could not be reached or failed transiently; retry later.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
+    /// The server refused the request (authentication, protocol); retrying as is will not help.
+    #[error("refused by the server ({status}): {code}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+    },
+    /// The answer could not be understood.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
 }
 
 /// Version of the [`SensorBundle`] format.

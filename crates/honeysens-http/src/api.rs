@@ -3,15 +3,19 @@
 use crate::auth::{AuthMethod, SensorIdentity};
 use crate::error::ApiError;
 use crate::server::AppState;
+use axum::extract::Path;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use honeysens_core::model::StatusReport;
+use honeysens_core::ids::FirmwareId;
+use honeysens_core::model::{EventStatus, NewEvent, Sensor, Settings, StatusReport};
 use honeysens_core::pki;
 use honeysens_core::protocol::{
-    CertificateBundle, PROTOCOL_VERSION, SensorSelf, StatusRequest, StatusResponse,
+    CertificateBundle, DesiredState, EventUpload, EventUploadResult, FirmwareTarget,
+    MAX_UPLOAD_EVENTS, PROTOCOL_VERSION, RejectedEvent, SensorSelf, ServiceTarget, StatusRequest,
+    StatusResponse,
 };
 use honeysens_core::time::now;
 
@@ -28,6 +32,8 @@ pub fn sensor_routes() -> Router<AppState> {
     Router::new()
         .route("/api/sensors/self", get(sensor_self))
         .route("/api/sensors/status", post(sensor_status))
+        .route("/api/sensors/events", post(sensor_events))
+        .route("/api/sensors/firmware/{id}", get(sensor_firmware))
 }
 
 /// Plain `HoneySens`: lets sensors behind odd proxies and container health checks find us.
@@ -86,6 +92,16 @@ async fn sensor_status(
     let req: StatusRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request("request.malformed", format!("invalid status report: {e}"))
     })?;
+    Ok(Json(status(&st, &id, req).await?))
+}
+
+/// Handles a status report: stores it and answers with the desired state (and a renewed
+/// certificate when the current one nears expiry). Shared by HTTPS and in-process transports.
+pub async fn status(
+    st: &AppState,
+    id: &SensorIdentity,
+    req: StatusRequest,
+) -> Result<StatusResponse, ApiError> {
     let received = now();
     let report = StatusReport {
         sensor_id: id.sensor_id,
@@ -109,11 +125,12 @@ async fn sensor_status(
         | AuthMethod::ProxyCertificate { not_after, .. }
             if pki::needs_renewal(*not_after, received) =>
         {
-            Some(renew(&st, &id, req.csr.as_deref()).await?)
+            Some(renew(st, id, req.csr.as_deref()).await?)
         }
         _ => None,
     };
-    Ok(Json(StatusResponse {
+    let config = desired_state(st, &sensor, &settings).await?;
+    Ok(StatusResponse {
         protocol: PROTOCOL_VERSION,
         sensor_id: id.sensor_id,
         server_time: received,
@@ -123,7 +140,146 @@ async fn sensor_status(
             .update_interval
             .unwrap_or(settings.update_interval),
         certificate,
-    }))
+        config: Some(config),
+    })
+}
+
+/// What the sensor should be doing: its configuration with global defaults filled in, its
+/// firmware target and the services assigned to it (the pinned revision, else the newest, for
+/// every architecture the service has).
+async fn desired_state(
+    st: &AppState,
+    sensor: &Sensor,
+    settings: &Settings,
+) -> Result<DesiredState, ApiError> {
+    let firmware = match sensor.spec.firmware_id {
+        Some(fid) => match st.store.get_firmware(fid).await {
+            Ok(fw) => Some(FirmwareTarget {
+                id: fw.id,
+                version: fw.spec.version,
+                sha256: fw.spec.sha256,
+                size: fw.spec.size,
+            }),
+            // Deleted meanwhile: the store resets the override; nothing to target.
+            Err(honeysens_core::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let mut services = Vec::new();
+    for a in st.store.list_assignments(Some(sensor.id)).await? {
+        let service = st.store.get_service(a.service_id).await?;
+        let mut seen = std::collections::BTreeSet::new();
+        // Newest first: the first revision per architecture (matching the pin) wins.
+        for rev in st.store.list_service_revisions(a.service_id).await? {
+            let r = rev.spec;
+            if a.revision.as_ref().is_some_and(|pin| *pin != r.revision)
+                || !seen.insert(r.architecture)
+            {
+                continue;
+            }
+            services.push(ServiceTarget {
+                name: service.spec.name.clone(),
+                revision: r.revision,
+                architecture: r.architecture,
+                image_digest: r.image_digest,
+                port_assignment: r.port_assignment,
+                catch_all: r.catch_all,
+                raw_network_access: r.raw_network_access,
+            });
+        }
+    }
+    Ok(DesiredState {
+        network: sensor.spec.network.clone(),
+        mac: sensor.spec.mac.clone(),
+        proxy: sensor.spec.proxy.clone(),
+        server: sensor.spec.server_endpoint.clone(),
+        service_network: sensor
+            .spec
+            .service_network
+            .unwrap_or(settings.service_network),
+        firmware,
+        services,
+    })
+}
+
+async fn sensor_events(
+    State(st): State<AppState>,
+    Extension(id): Extension<SensorIdentity>,
+    body: axum::body::Bytes,
+) -> Result<Json<EventUploadResult>, ApiError> {
+    let upload: EventUpload = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("request.malformed", format!("invalid event upload: {e}"))
+    })?;
+    Ok(Json(upload_events(&st, &id, upload.events).await?))
+}
+
+/// Validates each event on its own and stores the valid ones in one batch (idempotent on the
+/// event uid). Shared by HTTPS and in-process transports.
+pub async fn upload_events(
+    st: &AppState,
+    id: &SensorIdentity,
+    events: Vec<serde_json::Value>,
+) -> Result<EventUploadResult, ApiError> {
+    if events.len() > MAX_UPLOAD_EVENTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!("at most {MAX_UPLOAD_EVENTS} events per upload"),
+        ));
+    }
+    let sensor = st.store.get_sensor(id.sensor_id).await?;
+    let mut result = EventUploadResult::default();
+    let mut batch = Vec::with_capacity(events.len());
+    for (index, value) in events.into_iter().enumerate() {
+        let uid = value
+            .get("uid")
+            .and_then(|u| u.as_str())
+            .and_then(|u| u.parse::<uuid::Uuid>().ok());
+        let reject = |code: &str, message: String| RejectedEvent {
+            index,
+            uid,
+            code: code.to_owned(),
+            message,
+        };
+        let event: NewEvent = match serde_json::from_value(value) {
+            Ok(e) => e,
+            Err(e) => {
+                result
+                    .rejected
+                    .push(reject("event.malformed", e.to_string()));
+                continue;
+            }
+        };
+        if event.data.sensor_id != id.sensor_id {
+            result.rejected.push(reject(
+                "event.wrong_sensor",
+                "sensor_id is not the authenticated sensor".to_owned(),
+            ));
+            continue;
+        }
+        if let Err(e) = event.validate() {
+            result.rejected.push(reject(&e.code(), e.to_string()));
+            continue;
+        }
+        batch.push((event, sensor.spec.division_id, EventStatus::New));
+    }
+    if !batch.is_empty() {
+        let report = st.store.insert_events(&batch).await?;
+        result.accepted = report.inserted.into_iter().map(|(uid, _)| uid).collect();
+        result.duplicates = report.duplicates;
+    }
+    Ok(result)
+}
+
+/// `GET /api/sensors/firmware/{id}`: a firmware image for the sensor to install.
+async fn sensor_firmware(
+    State(st): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let id = FirmwareId(crate::mgmt::parse_id(&raw, "firmware")?);
+    let fw = st.store.get_firmware(id).await?;
+    crate::mgmt::platforms::firmware_response(&st, &fw).await
 }
 
 /// Issues the sensor's next certificate; the current one stays valid until it expires, so the

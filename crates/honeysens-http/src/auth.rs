@@ -42,6 +42,8 @@ pub enum AuthMethod {
     },
     /// A per-request HMAC signature.
     Hmac,
+    /// The agent runs in the same process as the server ([`crate::inprocess`]).
+    InProcess,
 }
 
 /// The authenticated sensor, available to handlers as a request extension.

@@ -4,7 +4,9 @@
 use crate::hmac;
 use crate::tls;
 use honeysens_core::ids::SensorId;
-use honeysens_core::protocol::{SensorSelf, StatusRequest, StatusResponse};
+use honeysens_core::protocol::{
+    EventUploadResult, SensorSelf, StatusRequest, StatusResponse, Transport, TransportError,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::time::Duration;
@@ -274,5 +276,52 @@ impl SensorClient {
             }
         }
         Ok(bytes)
+    }
+}
+
+/// A transport error from a client error: unreachable, 5xx and 429 are worth retrying; other
+/// refusals are not.
+fn transport_error(e: ClientError) -> TransportError {
+    match e {
+        ClientError::Transport(e) => TransportError::Unavailable(e.to_string()),
+        ClientError::Api { status, .. } if status >= 500 || status == 429 => {
+            TransportError::Unavailable(format!("server answered {status}"))
+        }
+        ClientError::Api { status, code, .. } => TransportError::Refused { status, code },
+        ClientError::BadResponseSignature => TransportError::Refused {
+            status: 0,
+            code: "response.signature_invalid".to_owned(),
+        },
+        ClientError::Tls(m) => TransportError::Refused {
+            status: 0,
+            code: format!("tls: {m}"),
+        },
+        ClientError::Decode(m) => TransportError::Malformed(m),
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for SensorClient {
+    async fn poll(&self, status: &StatusRequest) -> Result<StatusResponse, TransportError> {
+        self.send_status(status).await.map_err(transport_error)
+    }
+
+    async fn upload_events(&self, events: &[Vec<u8>]) -> Result<EventUploadResult, TransportError> {
+        // The events are already serialised JSON objects: splice them, do not re-encode.
+        let len = events.iter().map(|e| e.len() + 1).sum::<usize>() + 16;
+        let mut body = Vec::with_capacity(len);
+        body.extend_from_slice(b"{\"events\":[");
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(e);
+        }
+        body.extend_from_slice(b"]}");
+        let answer = self
+            .call(reqwest::Method::POST, "/api/sensors/events", Some(body))
+            .await
+            .map_err(transport_error)?;
+        serde_json::from_slice(&answer).map_err(|e| TransportError::Malformed(e.to_string()))
     }
 }

@@ -40,6 +40,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod hmac;
+pub mod inprocess;
 pub mod mgmt;
 pub mod mgmt_client;
 pub mod proxy_header;

@@ -404,6 +404,15 @@ pub async fn download_firmware(
 ) -> Result<Response, ApiError> {
     let id = FirmwareId(parse_id(&raw, "firmware")?);
     let fw = st.store.get_firmware(id).await?;
+    firmware_response(&st, &fw).await
+}
+
+/// A firmware image as a streamed download (also served to sensors by the sensor API).
+pub(crate) async fn firmware_response(
+    st: &AppState,
+    fw: &honeysens_core::model::FirmwareRevision,
+) -> Result<Response, ApiError> {
+    let id = fw.id;
     let (info, reader) = st.blobs.open(&fw.spec.storage_key).await?;
     let body = Body::new(ReaderBody {
         reader,
