@@ -15,3 +15,5 @@
 //! ```
 
 pub use honeysens_core as core;
+
+pub mod netconf;
