@@ -15,3 +15,4 @@
 //! ```
 
 pub use honeysens_core as core;
+pub mod spool;
