@@ -17,3 +17,4 @@
 pub use honeysens_core as core;
 
 pub mod netconf;
+pub mod spool;
