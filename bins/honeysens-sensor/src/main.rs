@@ -1,10 +1,182 @@
-//! `honeysens-sensor`: the sensor agent binary. The agent itself arrives with the sensor-agent
-//! issue; until then this binary only reports its version.
+//! `honeysens-sensor`: the sensor agent binary.
+//!
+//! `run --config <bundle>` starts the agent with the configuration bundle downloaded from the
+//! server (`GET /api/sensors/{id}/config` or `honeysens-server remote sensor-add`); `status`
+//! prints what the running (or last) agent knows. Logs go to stdout; SIGTERM and Ctrl-C stop
+//! it gracefully (intake closed, one last upload, spool kept for the next start).
 
-fn main() {
-    let arch = honeysens_sensor::core::model::Architecture::Amd64;
-    println!(
-        "honeysens-sensor {} (agent not yet available; built for {arch})",
-        env!("CARGO_PKG_VERSION")
+use clap::{Parser, Subcommand};
+use honeysens_core::protocol::{SensorBundle, SensorCredentials, Transport};
+use honeysens_http::client::{SensorAuth, SensorClient};
+use honeysens_sensor::agent::{AgentConfig, Connection, STATUS_FILE, TransportFactory};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "honeysens-sensor", version, about = "HoneySens sensor agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// The configuration bundle (JSON) from the server.
+        #[arg(long, value_name = "FILE", env = "HONEYSENS_SENSOR_CONFIG")]
+        config: PathBuf,
+        /// Spool, state and intake socket [default: /var/lib/honeysens-sensor].
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "HONEYSENS_SENSOR_STATE_DIR",
+            default_value = "/var/lib/honeysens-sensor"
+        )]
+        state_dir: PathBuf,
+        /// Also take events over TCP on this address (the service network).
+        #[arg(long, value_name = "ADDR:PORT", env = "HONEYSENS_SENSOR_INTAKE_TCP")]
+        intake_tcp: Option<SocketAddr>,
+        /// Interface the agent owns and configures from the server's network settings;
+        /// without it the network is left alone.
+        #[arg(long, value_name = "NAME", env = "HONEYSENS_SENSOR_INTERFACE")]
+        interface: Option<String>,
+        /// Poll every this many seconds instead of the server's update interval.
+        #[arg(long, value_name = "SECS")]
+        poll_every: Option<u64>,
+    },
+    /// Print what the agent knows: server, last poll, spool depth, services.
+    Status {
+        /// The agent's state directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "HONEYSENS_SENSOR_STATE_DIR",
+            default_value = "/var/lib/honeysens-sensor"
+        )]
+        state_dir: PathBuf,
+    },
+}
+
+/// HTTPS transports from the connection settings.
+struct Https;
+
+impl TransportFactory for Https {
+    fn connect(&self, c: &Connection) -> Result<Arc<dyn Transport>, String> {
+        let url = if c.server.host.contains(':') {
+            format!("https://[{}]:{}", c.server.host, c.server.port)
+        } else {
+            format!("https://{}:{}", c.server.host, c.server.port)
+        };
+        let auth = match &c.credentials {
+            SensorCredentials::Certificate {
+                cert_pem, key_pem, ..
+            } => SensorAuth::Certificate {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            },
+            SensorCredentials::Hmac { secret } => SensorAuth::Hmac {
+                sensor_id: c.sensor_id,
+                secret: secret.clone(),
+            },
+        };
+        let proxy = c.proxy.as_ref().map(|p| match (&p.user, &p.password) {
+            (Some(u), Some(pw)) => format!("http://{u}:{pw}@{}:{}", p.host, p.port),
+            (Some(u), None) => format!("http://{u}@{}:{}", p.host, p.port),
+            _ => format!("http://{}:{}", p.host, p.port),
+        });
+        let client = SensorClient::new(&url, &c.ca_pem, auth, proxy.as_deref())
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(client))
+    }
+}
+
+async fn run(
+    config: PathBuf,
+    state_dir: PathBuf,
+    intake_tcp: Option<SocketAddr>,
+    interface: Option<String>,
+    poll_every: Option<u64>,
+) -> Result<(), String> {
+    let raw =
+        std::fs::read(&config).map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+    let bundle: SensorBundle = serde_json::from_slice(&raw)
+        .map_err(|e| format!("{} is not a sensor bundle: {e}", config.display()))?;
+    let mut cfg = AgentConfig::new(bundle, state_dir);
+    cfg.tcp_listen = intake_tcp;
+    cfg.interface = interface;
+    cfg.poll_every = poll_every.map(|s| Duration::from_secs(s.max(1)));
+    let agent = honeysens_sensor::agent::start(cfg, Arc::new(Https))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        tcp = ?agent.tcp_addr,
+        unix = ?agent.unix_socket,
+        "agent running"
     );
+    shutdown_signal().await;
+    tracing::info!("stopping");
+    agent.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn status(state_dir: PathBuf) -> Result<(), String> {
+    let path = state_dir.join(STATUS_FILE);
+    let status: honeysens_sensor::agent::AgentStatus = honeysens_sensor::agent::read_json(&path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no status yet in {}", path.display()))?;
+    let text = serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stdout)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Run {
+            config,
+            state_dir,
+            intake_tcp,
+            interface,
+            poll_every,
+        } => run(config, state_dir, intake_tcp, interface, poll_every).await,
+        Command::Status { state_dir } => status(state_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("honeysens-sensor: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,405 @@
+//! The real agent binary against the real server over real TLS on loopback: enrolment with a
+//! bundle from the management API, status and config through the API, events pushed at once,
+//! kill -9 with events spooled, server outages — every event arrives exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use honeysens_core::Store;
+use honeysens_core::ids::{DivisionId, SensorId};
+use honeysens_core::model::{DivisionSpec, EventQuery, PageRequest, Role, SensorSpec, UserSpec};
+use honeysens_core::pki::CertificateAuthority;
+use honeysens_http::mgmt_client::ManagementClient;
+use honeysens_http::server::{Server, ServerOptions};
+use honeysens_http::tls::TlsMaterial;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_honeysens-sensor");
+const PW: &str = "agent test password";
+
+/// A server on a fixed port over one SQLite file, restartable.
+struct Srv {
+    dir: PathBuf,
+    port: u16,
+    store: Arc<dyn Store>,
+    ca: Arc<CertificateAuthority>,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Srv {
+    async fn new(tag: &str) -> Srv {
+        let dir =
+            std::env::temp_dir().join(format!("hs-agent-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = honeysens_store::open(
+            &format!("sqlite://{}", dir.join("db.sqlite").display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let ca = Arc::new(
+            CertificateAuthority::load_or_create(store.as_ref(), "Agent Test CA")
+                .await
+                .unwrap(),
+        );
+        // A free port, kept across restarts so the sensor's bundle stays valid.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = Srv {
+            dir,
+            port,
+            store,
+            ca,
+            running: None,
+        };
+        s.start().await;
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&mut self) {
+        let cert = self
+            .ca
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .unwrap();
+        let options = ServerOptions {
+            listen: format!("127.0.0.1:{}", self.port).parse().unwrap(),
+            tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
+            trusted_proxies: vec![],
+            crl_refresh: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(1),
+            blobs: Arc::new(
+                honeysens_store::FsBlobStore::open_dir(self.dir.join("blobs"))
+                    .await
+                    .unwrap(),
+            ),
+            public_endpoint: None,
+        };
+        let server = Server::bind(self.store.clone(), self.ca.clone(), options)
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        self.running = Some((tx, task));
+    }
+
+    async fn stop(&mut self) {
+        if let Some((tx, task)) = self.running.take() {
+            let _ = tx.send(());
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// An admin session and a division.
+    async fn admin(&self) -> (ManagementClient, DivisionId) {
+        let division = self
+            .store
+            .create_division(&DivisionSpec { name: "lab".into() })
+            .await
+            .unwrap()
+            .id;
+        let spec = UserSpec {
+            name: "admin".into(),
+            full_name: None,
+            email: None,
+            role: Role::Admin,
+            divisions: vec![],
+        };
+        self.store
+            .create_user(&spec, &honeysens_core::password::hash_password(PW).unwrap())
+            .await
+            .unwrap();
+        let mut c = ManagementClient::new(&self.url(), self.ca.cert_pem()).unwrap();
+        c.login("admin", PW).await.unwrap();
+        (c, division)
+    }
+
+    /// Creates a sensor through the API and writes its bundle to a file.
+    async fn enrol(
+        &self,
+        admin: &ManagementClient,
+        division: DivisionId,
+        name: &str,
+    ) -> (SensorId, PathBuf) {
+        let created = admin
+            .create_sensor(&SensorSpec::new(name, division))
+            .await
+            .unwrap();
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&created.bundle).unwrap()).unwrap();
+        (created.sensor.id, path)
+    }
+
+    async fn event_uids(&self, sensor: SensorId) -> Vec<uuid::Uuid> {
+        let query = EventQuery {
+            sensors: vec![sensor],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let mut page = PageRequest::first(500);
+        loop {
+            let p = self.store.list_events(&query, &page).await.unwrap();
+            out.extend(p.items.iter().map(|e| e.data.uid));
+            match p.next {
+                Some(next) => page.after = Some(next),
+                None => return out,
+            }
+        }
+    }
+}
+
+impl Drop for Srv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The agent binary as a child process.
+struct Agent {
+    child: Child,
+    state: PathBuf,
+}
+
+impl Agent {
+    fn start(bundle: &Path, state: &Path, poll_every: u64) -> Agent {
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(bundle)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--poll-every", &poll_every.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let a = Agent {
+            child,
+            state: state.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(a.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "agent intake socket never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.state.join("intake.sock")
+    }
+
+    /// Sends events over one connection; returns the uids the agent acknowledged.
+    fn send(&self, events: &[serde_json::Value]) -> Vec<uuid::Uuid> {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut acked = Vec::new();
+        for e in events {
+            s.write_all(format!("{e}\n").as_bytes()).unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let ack: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if ack["ok"] == true {
+                acked.push(ack["uid"].as_str().unwrap().parse().unwrap());
+            } else {
+                assert!(ack["code"].is_string(), "{ack}");
+            }
+        }
+        acked
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(["status", "--state-dir"])
+            .arg(&self.state)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn terminate(mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "agent exited with {st}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn event(n: usize) -> serde_json::Value {
+    serde_json::json!({
+        "service": "recon",
+        "source_ip": format!("10.0.{}.{}", n / 250, n % 250 + 1),
+        "source_port": 40000 + (n % 20000),
+        "dest_port": 22,
+        "protocol": "tcp",
+        "type_code": "conn.attempt",
+        "classification": "connection_attempt",
+        "severity": "low",
+        "summary": format!("connection attempt {n}")
+    })
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_status_config_and_events_pushed_at_once() {
+    let srv = Srv::new("enrol").await;
+    let (admin, division) = srv.admin().await;
+    let (id, bundle) = srv.enrol(&admin, division, "lab-1").await;
+    let state = srv.dir.join("state-1");
+    // Polls every second, so config changes show quickly.
+    let agent = Agent::start(&bundle, &state, 1);
+
+    // Status visible through the API.
+    wait_until("a status report", Duration::from_secs(20), || async {
+        !admin.sensor_status(id, None).await.unwrap().is_empty()
+    })
+    .await;
+    let reports = admin.sensor_status(id, None).await.unwrap();
+    assert_eq!(reports[0].agent_version, env!("CARGO_PKG_VERSION"));
+    assert!(reports[0].disk_total_mb > 0);
+
+    // A config change is picked up on the next poll.
+    let mut spec = admin.get_sensor(id).await.unwrap().spec;
+    spec.update_interval = Some(7);
+    admin.update_sensor(id, &spec).await.unwrap();
+    wait_until(
+        "the new update interval",
+        Duration::from_secs(20),
+        || async { agent.status()["update_interval"] == 7 },
+    )
+    .await;
+    let st = agent.status();
+    assert_eq!(st["last_poll_ok"], true);
+    assert_eq!(st["sensor_id"], id.0);
+
+    // Events arrive without waiting for a poll; one invalid line is refused alone.
+    let started = Instant::now();
+    let mut batch: Vec<serde_json::Value> = (0..20).map(event).collect();
+    batch.insert(5, serde_json::json!({ "source_ip": "not an address" }));
+    let acked = agent.send(&batch);
+    assert_eq!(acked.len(), 20);
+    wait_until(
+        "the events on the server",
+        Duration::from_secs(20),
+        || async { srv.event_uids(id).await.len() == 20 },
+    )
+    .await;
+    println!(
+        "20 events on the server {:?} after sending",
+        started.elapsed()
+    );
+    let stored: HashSet<_> = srv.event_uids(id).await.into_iter().collect();
+    assert_eq!(stored, acked.into_iter().collect());
+    agent.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_and_outages_lose_nothing_and_duplicate_nothing() {
+    let mut srv = Srv::new("outage").await;
+    let (admin, division) = srv.admin().await;
+    let (id, bundle) = srv.enrol(&admin, division, "lab-2").await;
+    let state = srv.dir.join("state-2");
+
+    // Server down: the agent takes events into its spool.
+    srv.stop().await;
+    let agent = Agent::start(&bundle, &state, 1);
+    let mut acked = agent.send(&(0..300).map(event).collect::<Vec<_>>());
+    assert_eq!(acked.len(), 300);
+    // Killed with events spooled.
+    agent.kill9();
+
+    // Server back, agent restarted: everything arrives, once.
+    srv.start().await;
+    let agent = Agent::start(&bundle, &state, 1);
+    wait_until("the spooled events", Duration::from_secs(60), || async {
+        srv.event_uids(id).await.len() >= 300
+    })
+    .await;
+
+    // An outage while running: sent during it, delivered after it.
+    srv.stop().await;
+    acked.extend(agent.send(&(300..450).map(event).collect::<Vec<_>>()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    srv.start().await;
+    wait_until(
+        "the events sent during the outage",
+        Duration::from_secs(90),
+        || async { srv.event_uids(id).await.len() >= 450 },
+    )
+    .await;
+    // Give a duplicate the chance to appear before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = srv.event_uids(id).await;
+    assert_eq!(stored.len(), 450, "no event twice");
+    let stored: HashSet<_> = stored.into_iter().collect();
+    assert_eq!(stored, acked.iter().copied().collect::<HashSet<_>>());
+    wait_until("an empty spool", Duration::from_secs(20), || async {
+        agent.status()["spool_depth"] == 0
+    })
+    .await;
+    agent.terminate();
+    srv.stop().await;
+}

@@ -1,0 +1,264 @@
+//! Event intake: honeypot services send JSON lines to a Unix socket or a TCP port on the
+//! service network; each line is validated, written to the spool and only then acknowledged.
+//!
+//! One line in: an event in the intake schema ([`IntakeEvent`]: the event schema without
+//! `sensor_id`, with `uid` and `timestamp` optional). One line out per line in, in order:
+//! `{"ok":true,"uid":"…"}` once the event is durable, or
+//! `{"ok":false,"code":"…","message":"…"}` — the event was not taken (invalid, or the spool is
+//! full). Writes from all connections are group-committed: one spool append (one fsync) per
+//! burst, not per event.
+
+use crate::spool::{Spool, SpoolError};
+use honeysens_core::ids::SensorId;
+use honeysens_core::model::{
+    Classification, EventData, EventDetail, EventPacket, NewEvent, Protocol, Severity,
+};
+use honeysens_core::time::{Timestamp, now};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Longest intake line accepted (an event with details and packets).
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Most events committed to the spool in one append.
+const MAX_GROUP: usize = 512;
+
+/// An event as a honeypot service reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeEvent {
+    /// Id making the upload idempotent; generated when absent.
+    #[serde(default)]
+    pub uid: Option<uuid::Uuid>,
+    /// Reporting service.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// When it happened; arrival time when absent.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// Attacker address.
+    pub source_ip: IpAddr,
+    /// Attacker port.
+    #[serde(default)]
+    pub source_port: Option<u16>,
+    /// Address attacked.
+    #[serde(default)]
+    pub dest_ip: Option<IpAddr>,
+    /// Port attacked.
+    #[serde(default)]
+    pub dest_port: Option<u16>,
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Stable type code, e.g. `ssh.login.failed`.
+    pub type_code: String,
+    /// Classification.
+    pub classification: Classification,
+    /// Severity.
+    pub severity: Severity,
+    /// One-line summary.
+    pub summary: String,
+    /// Detail lines.
+    #[serde(default)]
+    pub details: Vec<EventDetail>,
+    /// Captured packets.
+    #[serde(default)]
+    pub packets: Vec<EventPacket>,
+}
+
+impl IntakeEvent {
+    /// The full event of `sensor`, validated.
+    pub fn into_event(self, sensor: SensorId) -> honeysens_core::Result<NewEvent> {
+        let event = NewEvent {
+            data: EventData {
+                uid: self.uid.unwrap_or_else(uuid::Uuid::now_v7),
+                sensor_id: sensor,
+                service: self.service,
+                timestamp: self.timestamp.unwrap_or_else(now),
+                source_ip: self.source_ip,
+                source_port: self.source_port,
+                dest_ip: self.dest_ip,
+                dest_port: self.dest_port,
+                protocol: self.protocol,
+                type_code: self.type_code,
+                classification: self.classification,
+                severity: self.severity,
+                summary: self.summary,
+            },
+            details: self.details,
+            packets: self.packets,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+/// The answer to one intake line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeAck {
+    /// Whether the event is durable in the spool.
+    pub ok: bool,
+    /// Its uid, when taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<uuid::Uuid>,
+    /// Why not, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Details, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl IntakeAck {
+    fn refused(code: &str, message: impl Into<String>) -> Self {
+        IntakeAck {
+            ok: false,
+            uid: None,
+            code: Some(code.to_owned()),
+            message: Some(message.into()),
+        }
+    }
+}
+
+type Commit = (Vec<u8>, oneshot::Sender<Result<(), String>>);
+
+/// Accepts events from any number of connections and commits them to the spool in groups.
+#[derive(Clone)]
+pub struct Intake {
+    sensor: SensorId,
+    tx: mpsc::Sender<Commit>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake").field("sensor", &self.sensor).finish()
+    }
+}
+
+impl Intake {
+    /// Starts the committer task; `stored` is notified after each commit (the uploader waits
+    /// on it).
+    pub fn start(sensor: SensorId, spool: Arc<Spool>, stored: Arc<Notify>) -> Intake {
+        let (tx, rx) = mpsc::channel::<Commit>(4 * MAX_GROUP);
+        tokio::spawn(commit_loop(spool, rx, stored));
+        Intake { sensor, tx }
+    }
+
+    /// Validates one line and makes it durable; the answer to send back.
+    pub async fn submit(&self, line: &[u8]) -> IntakeAck {
+        let parsed: IntakeEvent = match serde_json::from_slice(line) {
+            Ok(e) => e,
+            Err(e) => return IntakeAck::refused("event.malformed", e.to_string()),
+        };
+        let event = match parsed.into_event(self.sensor) {
+            Ok(e) => e,
+            Err(e) => return IntakeAck::refused(&e.code(), e.to_string()),
+        };
+        let uid = event.data.uid;
+        let record = match serde_json::to_vec(&event) {
+            Ok(r) => r,
+            Err(e) => return IntakeAck::refused("event.malformed", e.to_string()),
+        };
+        let (done, wait) = oneshot::channel();
+        if self.tx.send((record, done)).await.is_err() {
+            return IntakeAck::refused("agent.stopping", "the agent is shutting down");
+        }
+        match wait.await {
+            Ok(Ok(())) => IntakeAck {
+                ok: true,
+                uid: Some(uid),
+                code: None,
+                message: None,
+            },
+            Ok(Err(code)) => IntakeAck::refused(&code, "the event was not stored"),
+            Err(_) => IntakeAck::refused("agent.stopping", "the agent is shutting down"),
+        }
+    }
+
+    /// Serves one connection: a line in, an answer line out, until the peer closes.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut reader = BufReader::new(read);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = match (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "intake connection failed");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            let ack = if line.len() > MAX_LINE {
+                // The rest of an overlong line cannot be resynchronised: answer and close.
+                let ack = IntakeAck::refused("event.too_large", "line longer than 1 MiB");
+                let _ = write_ack(&mut write, &ack).await;
+                return;
+            } else {
+                let trimmed = line.trim_ascii();
+                if trimmed.is_empty() {
+                    continue;
+                }
+                self.submit(trimmed).await
+            };
+            if write_ack(&mut write, &ack).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_ack<W: AsyncWrite + Unpin>(w: &mut W, ack: &IntakeAck) -> std::io::Result<()> {
+    let mut out = serde_json::to_vec(ack).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    w.flush().await
+}
+
+/// Drains the channel in groups: one spool append per group, then every waiter is answered.
+async fn commit_loop(spool: Arc<Spool>, mut rx: mpsc::Receiver<Commit>, stored: Arc<Notify>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
+            }
+        }
+        let (records, waiters): (Vec<Vec<u8>>, Vec<_>) = group.into_iter().unzip();
+        let sp = spool.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            sp.append_batch(&refs).map(|_| ())
+        })
+        .await;
+        let outcome = match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SpoolError::Full)) => {
+                tracing::warn!(events = waiters.len(), "spool full: events refused");
+                Err("spool.full".to_owned())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "spool write failed: events refused");
+                Err("spool.failed".to_owned())
+            }
+            Err(_) => Err("spool.failed".to_owned()),
+        };
+        for w in waiters {
+            let _ = w.send(outcome.clone());
+        }
+        if outcome.is_ok() {
+            stored.notify_one();
+        }
+    }
+}
