@@ -31,6 +31,7 @@ struct Srv {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    state: Option<honeysens_http::server::AppState>,
 }
 
 impl Srv {
@@ -61,6 +62,7 @@ impl Srv {
             store,
             ca,
             running: None,
+            state: None,
         };
         s.start().await;
         s
@@ -91,6 +93,7 @@ impl Srv {
         let server = Server::bind(self.store.clone(), self.ca.clone(), options)
             .await
             .unwrap();
+        self.state = Some(server.state());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -402,4 +405,196 @@ async fn kill9_and_outages_lose_nothing_and_duplicate_nothing() {
     .await;
     agent.terminate();
     srv.stop().await;
+}
+
+/// A TCP relay to the server's port counting connections; with `basic`, an HTTP CONNECT proxy
+/// demanding that `Proxy-Authorization: Basic` value.
+async fn relay(target: u16, basic: Option<String>) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            let basic = basic.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                if let Some(expected) = basic {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if inbound.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let wanted = format!(
+                        "proxy-authorization: basic {}",
+                        expected.to_ascii_lowercase()
+                    );
+                    if !head.starts_with(&format!("connect 127.0.0.1:{target}"))
+                        || !head.contains(&wanted)
+                    {
+                        let _ = inbound
+                            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    if inbound
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_move_and_proxy_are_applied_persisted_and_kept_after_restart() {
+    use honeysens_core::model::{ProxyConfig, ServerEndpoint};
+    use std::sync::atomic::Ordering;
+    let srv = Srv::new("move").await;
+    let (admin, division) = srv.admin().await;
+    let (id, bundle) = srv.enrol(&admin, division, "lab-3").await;
+    let state = srv.dir.join("state-3");
+    let agent = Agent::start(&bundle, &state, 1);
+    wait_until("a first poll", Duration::from_secs(20), || async {
+        agent.status()["last_poll_ok"] == true
+    })
+    .await;
+
+    // Move the sensor to another address (a relay in front of the same server).
+    let (moved, via_move) = relay(srv.port, None).await;
+    let mut spec = admin.get_sensor(id).await.unwrap().spec;
+    spec.server_endpoint = Some(ServerEndpoint {
+        host: "127.0.0.1".into(),
+        port: moved,
+    });
+    admin.update_sensor(id, &spec).await.unwrap();
+    wait_until(
+        "polls through the new address",
+        Duration::from_secs(20),
+        || async {
+            via_move.load(Ordering::SeqCst) > 0 && agent.status()["server"]["port"] == moved
+        },
+    )
+    .await;
+    let persisted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("state.json")).unwrap()).unwrap();
+    assert_eq!(persisted["server"]["port"], moved);
+
+    // Then through an HTTP proxy with Basic authentication.
+    let basic = "c2Vuc29yOnMzY3JldA=="; // sensor:s3cret
+    let (proxy_port, via_proxy) = relay(moved, Some(basic.into())).await;
+    spec.proxy = Some(ProxyConfig {
+        host: "127.0.0.1".into(),
+        port: proxy_port,
+        user: Some("sensor".into()),
+        password: Some("s3cret".into()),
+    });
+    admin.update_sensor(id, &spec).await.unwrap();
+    wait_until(
+        "polls through the proxy",
+        Duration::from_secs(20),
+        || async { via_proxy.load(Ordering::SeqCst) > 0 },
+    )
+    .await;
+
+    // A restart keeps both: the agent comes back through proxy and new address.
+    agent.kill9();
+    let before = via_proxy.load(Ordering::SeqCst);
+    let reports = admin.sensor_status(id, Some(1000)).await.unwrap().len();
+    let agent = Agent::start(&bundle, &state, 1);
+    wait_until(
+        "a poll after the restart",
+        Duration::from_secs(20),
+        || async { admin.sensor_status(id, Some(1000)).await.unwrap().len() > reports + 1 },
+    )
+    .await;
+    assert!(via_proxy.load(Ordering::SeqCst) > before);
+    // Events take the same way.
+    let acked = agent.send(&[event(1)]);
+    wait_until("the event", Duration::from_secs(20), || async {
+        srv.event_uids(id).await == acked
+    })
+    .await;
+    agent.terminate();
+}
+
+/// The TransportFactory of an embedded agent: the server's handlers, no HTTP.
+struct InProcess(honeysens_http::server::AppState);
+
+impl honeysens_sensor::agent::TransportFactory for InProcess {
+    fn connect(
+        &self,
+        c: &honeysens_sensor::agent::Connection,
+    ) -> Result<Arc<dyn honeysens_core::protocol::Transport>, String> {
+        Ok(Arc::new(
+            honeysens_http::inprocess::InProcessTransport::new(self.0.clone(), c.sensor_id),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_agent_and_server_in_one_process() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let srv = Srv::new("embedded").await;
+    let (admin, division) = srv.admin().await;
+    let created = admin
+        .create_sensor(&SensorSpec::new("inproc", division))
+        .await
+        .unwrap();
+    let mut config =
+        honeysens_sensor::agent::AgentConfig::new(created.bundle, srv.dir.join("state-e"));
+    config.poll_every = Some(Duration::from_millis(200));
+    config.unix_socket = None;
+    config.tcp_listen = Some("127.0.0.1:0".parse().unwrap());
+    let agent =
+        honeysens_sensor::agent::start(config, Arc::new(InProcess(srv.state.clone().unwrap())))
+            .await
+            .unwrap();
+    let stream = tokio::net::TcpStream::connect(agent.tcp_addr.unwrap())
+        .await
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        w.write_all(format!("{}\n", event(n)).as_bytes())
+            .await
+            .unwrap();
+        let ack: serde_json::Value =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        acked.push(ack["uid"].as_str().unwrap().parse::<uuid::Uuid>().unwrap());
+    }
+    let id = created.sensor.id;
+    wait_until("the events", Duration::from_secs(20), || async {
+        srv.event_uids(id).await.len() == 10
+    })
+    .await;
+    wait_until("status reports", Duration::from_secs(20), || async {
+        agent.status().last_poll_ok && !admin.sensor_status(id, None).await.unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(
+        srv.event_uids(id).await.into_iter().collect::<HashSet<_>>(),
+        acked.into_iter().collect()
+    );
+    agent.shutdown().await;
 }

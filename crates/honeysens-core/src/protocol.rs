@@ -322,3 +322,64 @@ impl std::fmt::Debug for SensorCredentials {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Old agents must keep working with newer servers: unknown fields are ignored and fields
+    /// added later are optional.
+    #[test]
+    fn messages_ignore_unknown_fields_and_tolerate_missing_new_ones() {
+        let answer: StatusResponse = serde_json::from_value(serde_json::json!({
+            "protocol": 2, "sensor_id": 7, "server_time": "2026-11-27T03:00:00Z",
+            "clock_skew_ms": -5, "update_interval": 5, "some_future_field": {"x": 1}
+        }))
+        .unwrap();
+        assert_eq!(answer.sensor_id, SensorId(7));
+        assert!(answer.config.is_none() && answer.certificate.is_none());
+        let desired: DesiredState = serde_json::from_value(serde_json::json!({
+            "service_network": "10.10.10.0/24",
+            "services": [{"name": "ssh", "revision": "1", "architecture": "amd64",
+                          "image_digest": "sha256:x", "future": true}],
+            "future": []
+        }))
+        .unwrap();
+        assert_eq!(desired.network, NetworkConfig::Dhcp);
+        assert_eq!(desired.services[0].port_assignment.len(), 0);
+        let result: EventUploadResult =
+            serde_json::from_value(serde_json::json!({ "accepted": [], "new_list": [] })).unwrap();
+        assert!(result.rejected.is_empty());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let bundle = SensorBundle {
+            format: BUNDLE_VERSION,
+            sensor_id: SensorId(1),
+            name: "s".into(),
+            server: ServerEndpoint {
+                host: "h".into(),
+                port: 1,
+            },
+            ca_pem: String::new(),
+            credentials: SensorCredentials::Hmac {
+                secret: "topsecret".into(),
+            },
+            proxy: Some(ProxyConfig {
+                host: "p".into(),
+                port: 3128,
+                user: Some("u".into()),
+                password: Some("proxypass".into()),
+            }),
+            network: NetworkConfig::Dhcp,
+            mac: None,
+            update_interval: 5,
+        };
+        let text = format!("{bundle:?}");
+        assert!(
+            !text.contains("topsecret") && !text.contains("proxypass"),
+            "{text}"
+        );
+    }
+}

@@ -205,7 +205,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
 pub fn connection(bundle: &SensorBundle, state: &PersistedState) -> Connection {
     Connection {
         sensor_id: bundle.sensor_id,
-        server: state.server.clone().unwrap_or_else(|| bundle.server.clone()),
+        server: state
+            .server
+            .clone()
+            .unwrap_or_else(|| bundle.server.clone()),
         ca_pem: bundle.ca_pem.clone(),
         credentials: state
             .credentials

@@ -17,9 +17,7 @@ use honeysens_core::time::{Timestamp, now};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Arc;
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Longest intake line accepted (an event with details and packets).
@@ -134,7 +132,9 @@ pub struct Intake {
 
 impl std::fmt::Debug for Intake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Intake").field("sensor", &self.sensor).finish()
+        f.debug_struct("Intake")
+            .field("sensor", &self.sensor)
+            .finish()
     }
 }
 

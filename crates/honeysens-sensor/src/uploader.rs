@@ -151,7 +151,11 @@ async fn drain_once(
     };
     let mut dead = Vec::new();
     for (_, record) in &local_rejects {
-        dead.push(dead_letter_line(record, "event.malformed", "not a JSON object"));
+        dead.push(dead_letter_line(
+            record,
+            "event.malformed",
+            "not a JSON object",
+        ));
     }
     for r in &result.rejected {
         if let Some((_, record)) = events.get(r.index) {
@@ -165,7 +169,10 @@ async fn drain_once(
             .await
             .map_err(|e| TransportError::Unavailable(e.to_string()))?
             .map_err(|e| TransportError::Unavailable(format!("dead-letter file: {e}")))?;
-        tracing::warn!(events = dead.len(), "events rejected, kept in the dead-letter file");
+        tracing::warn!(
+            events = dead.len(),
+            "events rejected, kept in the dead-letter file"
+        );
     }
     ack(spool, last).await?;
     let delivered = (result.accepted.len() + result.duplicates.len()) as u64;
