@@ -598,3 +598,53 @@ async fn embedded_agent_and_server_in_one_process() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificate_is_persisted_and_used_after_restart() {
+    use honeysens_core::protocol::SensorCredentials;
+    let srv = Srv::new("renew").await;
+    let (admin, division) = srv.admin().await;
+    let created = admin
+        .create_sensor(&SensorSpec::new("lab-4", division))
+        .await
+        .unwrap();
+    let id = created.sensor.id;
+    // A bundle whose certificate expires in 10 days: the next poll brings a renewal.
+    let short = srv.ca.issue_sensor(id, 10).unwrap();
+    srv.store.record_certificate(&short.record).await.unwrap();
+    let mut bundle = created.bundle;
+    bundle.credentials = SensorCredentials::Certificate {
+        cert_pem: short.cert_pem.clone(),
+        key_pem: short.key_pem.clone(),
+        not_after: short.record.not_after,
+    };
+    let path = srv.dir.join("short.json");
+    std::fs::write(&path, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let state = srv.dir.join("state-4");
+    let agent = Agent::start(&path, &state, 1);
+    let persisted_cert = || -> Option<String> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.join("state.json")).ok()?).ok()?;
+        v["credentials"]["cert_pem"].as_str().map(str::to_owned)
+    };
+    wait_until("a persisted renewal", Duration::from_secs(20), || async {
+        persisted_cert().is_some_and(|c| c != short.cert_pem)
+    })
+    .await;
+    agent.kill9();
+    // The old certificate is revoked: only the renewed one can let the agent in now.
+    srv.store
+        .revoke_certificate(&short.record.serial, honeysens_core::time::now())
+        .await
+        .unwrap();
+    let reports = admin.sensor_status(id, Some(1000)).await.unwrap().len();
+    let agent = Agent::start(&path, &state, 1);
+    wait_until(
+        "a poll with the renewed certificate",
+        Duration::from_secs(20),
+        || async { admin.sensor_status(id, Some(1000)).await.unwrap().len() > reports },
+    )
+    .await;
+    assert_eq!(agent.status()["last_poll_ok"], true);
+    agent.terminate();
+}

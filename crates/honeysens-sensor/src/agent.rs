@@ -288,7 +288,7 @@ pub async fn start(
     let (transport_tx, transport_rx) = watch::channel(transport);
 
     let spool_dir = config.state_dir.join("spool");
-    let spool_opts = config.spool.clone();
+    let spool_opts = config.spool;
     let spool = Arc::new(
         tokio::task::spawn_blocking(move || Spool::open(&spool_dir, spool_opts))
             .await

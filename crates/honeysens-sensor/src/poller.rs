@@ -191,6 +191,8 @@ fn resources(state_dir: &std::path::Path) -> (u64, u64, u64) {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024);
+    // The block counts are u32 on some 32-bit targets (armhf sensors): the casts are needed there.
+    #[allow(clippy::unnecessary_cast)]
     let (total, used) = match nix::sys::statvfs::statvfs(state_dir) {
         Ok(s) => {
             let block = s.fragment_size();
