@@ -6,7 +6,7 @@
 //! it gracefully (intake closed, one last upload, spool kept for the next start).
 
 use clap::{Parser, Subcommand};
-use honeysens_core::protocol::{SensorBundle, SensorCredentials, Transport};
+use honeysens_core::protocol::{SensorBundle, Transport};
 use honeysens_http::client::{SensorAuth, SensorClient};
 use honeysens_sensor::agent::{AgentConfig, Connection, STATUS_FILE, TransportFactory};
 use std::net::SocketAddr;
@@ -71,18 +71,7 @@ impl TransportFactory for Https {
         } else {
             format!("https://{}:{}", c.server.host, c.server.port)
         };
-        let auth = match &c.credentials {
-            SensorCredentials::Certificate {
-                cert_pem, key_pem, ..
-            } => SensorAuth::Certificate {
-                cert_pem: cert_pem.clone(),
-                key_pem: key_pem.clone(),
-            },
-            SensorCredentials::Hmac { secret } => SensorAuth::Hmac {
-                sensor_id: c.sensor_id,
-                secret: secret.clone(),
-            },
-        };
+        let auth = SensorAuth::from_credentials(c.sensor_id, &c.credentials);
         let proxy = c.proxy.as_ref().map(|p| match (&p.user, &p.password) {
             (Some(u), Some(pw)) => format!("http://{u}:{pw}@{}:{}", p.host, p.port),
             (Some(u), None) => format!("http://{u}@{}:{}", p.host, p.port),
@@ -155,14 +144,17 @@ fn status(state_dir: PathBuf) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The agent logs to stdout (the container convention); `status` keeps stdout for its JSON.
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if matches!(cli.command, Command::Run { .. }) {
+        logs.with_writer(std::io::stdout).init();
+    } else {
+        logs.with_writer(std::io::stderr).init();
+    }
+    let result = match cli.command {
         Command::Run {
             config,
             state_dir,

@@ -645,6 +645,13 @@ async fn renewed_certificate_is_persisted_and_used_after_restart() {
         || async { admin.sensor_status(id, Some(1000)).await.unwrap().len() > reports },
     )
     .await;
-    assert_eq!(agent.status()["last_poll_ok"], true);
+    // status.json is written after the answer is processed, a moment after the server has
+    // the report.
+    wait_until(
+        "the agent's own record of the poll",
+        Duration::from_secs(20),
+        || async { agent.status()["last_poll_ok"] == true },
+    )
+    .await;
     agent.terminate();
 }

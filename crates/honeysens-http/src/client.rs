@@ -35,6 +35,28 @@ pub enum SensorAuth {
     None,
 }
 
+impl SensorAuth {
+    /// The authentication for `sensor` holding `credentials` (from its bundle or a renewal).
+    pub fn from_credentials(
+        sensor: SensorId,
+        credentials: &honeysens_core::protocol::SensorCredentials,
+    ) -> SensorAuth {
+        use honeysens_core::protocol::SensorCredentials;
+        match credentials {
+            SensorCredentials::Certificate {
+                cert_pem, key_pem, ..
+            } => SensorAuth::Certificate {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            },
+            SensorCredentials::Hmac { secret } => SensorAuth::Hmac {
+                sensor_id: sensor,
+                secret: secret.clone(),
+            },
+        }
+    }
+}
+
 impl std::fmt::Debug for SensorAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

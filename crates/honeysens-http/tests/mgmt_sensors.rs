@@ -18,18 +18,7 @@ use honeysens_http::mgmt::sensors::SensorQuery;
 
 fn agent(bundle: &SensorBundle) -> SensorClient {
     let url = format!("https://{}:{}", bundle.server.host, bundle.server.port);
-    let auth = match &bundle.credentials {
-        SensorCredentials::Certificate {
-            cert_pem, key_pem, ..
-        } => SensorAuth::Certificate {
-            cert_pem: cert_pem.clone(),
-            key_pem: key_pem.clone(),
-        },
-        SensorCredentials::Hmac { secret } => SensorAuth::Hmac {
-            sensor_id: bundle.sensor_id,
-            secret: secret.clone(),
-        },
-    };
+    let auth = SensorAuth::from_credentials(bundle.sensor_id, &bundle.credentials);
     SensorClient::new(&url, &bundle.ca_pem, auth, None).unwrap()
 }
 

@@ -269,6 +269,29 @@ impl RunningAgent {
     }
 }
 
+/// Serves every connection of a TCP or Unix listener with the intake, until aborted.
+macro_rules! accept_loop {
+    ($listener:expr, $intake:expr) => {{
+        let listener = $listener;
+        let intake = $intake.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let intake = intake.clone();
+                        tokio::spawn(async move { intake.serve(stream).await });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: do not spin.
+                        tracing::warn!(error = %e, "intake accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        })
+    }};
+}
+
 /// Starts the agent: opens the spool, binds the intake endpoints, and spawns the upload and
 /// poll loops on the current runtime.
 pub async fn start(
@@ -304,42 +327,14 @@ pub async fn start(
     if let Some(addr) = config.tcp_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tcp_addr = Some(listener.local_addr()?);
-        let intake = intake.clone();
-        listeners.push(tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let intake = intake.clone();
-                        tokio::spawn(async move { intake.serve(stream).await });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "intake accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
+        listeners.push(accept_loop!(listener, intake));
     }
     #[cfg(unix)]
     if let Some(path) = &config.unix_socket {
         // A socket file left by a killed agent would make bind fail.
         let _ = std::fs::remove_file(path);
         let listener = tokio::net::UnixListener::bind(path)?;
-        let intake = intake.clone();
-        listeners.push(tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let intake = intake.clone();
-                        tokio::spawn(async move { intake.serve(stream).await });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "intake accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
+        listeners.push(accept_loop!(listener, intake));
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -5,7 +5,7 @@
 //! division write. Contacts of other divisions answer 404.
 
 use super::openapi::ErrorResponses;
-use super::page::{Paged, QueryParams};
+use super::page::{DivisionPageQuery, Paged, QueryParams};
 use super::principal::{Principal, require_role};
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
@@ -16,8 +16,6 @@ use axum::http::StatusCode;
 use honeysens_core::Error;
 use honeysens_core::ids::{ContactId, DivisionId};
 use honeysens_core::model::{Contact, ContactSpec, ContactTarget, Role};
-use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -29,20 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// `GET /api/contacts` query.
-#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ContactQuery {
-    /// Only contacts of this division.
-    #[serde(default)]
-    pub division_id: Option<i64>,
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Only contacts with a larger id (the `next` of the previous page).
-    #[serde(default)]
-    pub after: Option<i64>,
-}
+pub type ContactQuery = DivisionPageQuery;
 
 async fn visible_contact(st: &AppState, p: &Principal, id: ContactId) -> Result<Contact, ApiError> {
     let c = st.store.get_contact(id).await?;
@@ -87,7 +72,7 @@ async fn check_spec(st: &AppState, p: &Principal, spec: &ContactSpec) -> Result<
 }
 
 /// `GET /api/contacts`.
-#[utoipa::path(get, path = "/api/contacts", tag = "contacts", params(ContactQuery), responses((status = 200, description = "The caller's divisions' contacts", body = Paged<Contact>), ErrorResponses))]
+#[utoipa::path(get, path = "/api/contacts", tag = "contacts", params(DivisionPageQuery), responses((status = 200, description = "The caller's divisions' contacts", body = Paged<Contact>), ErrorResponses))]
 pub async fn list_contacts(
     State(st): State<AppState>,
     p: Principal,
@@ -98,11 +83,7 @@ pub async fn list_contacts(
         .list_contacts(q.division_id.map(DivisionId))
         .await?;
     all.retain(|c| p.sees(c.spec.division_id));
-    let page = super::page::PageQuery {
-        limit: q.limit,
-        after: q.after,
-    };
-    Ok(Json(page.apply(all, |c| c.id.0)?))
+    Ok(Json(q.page().apply(all, |c| c.id.0)?))
 }
 
 /// `POST /api/contacts` (admin; manager of the division).

@@ -31,6 +31,32 @@ pub struct PageQuery {
     pub after: Option<i64>,
 }
 
+/// `?division_id=&limit=&after=` of a listing of division-owned objects.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DivisionPageQuery {
+    /// Only objects of this division.
+    #[serde(default)]
+    pub division_id: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only objects with a larger id (the `next` of the previous page).
+    #[serde(default)]
+    pub after: Option<i64>,
+}
+
+impl DivisionPageQuery {
+    /// The paging part.
+    pub fn page(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            after: self.after,
+        }
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Paged<T> {

@@ -8,7 +8,7 @@
 //! `/api/sensors/status`); sensor ids are numbers, so the two never collide.
 
 use super::openapi::ErrorResponses;
-use super::page::{PageQuery, Paged, QueryParams};
+use super::page::{DivisionPageQuery, Paged, QueryParams};
 use super::principal::{Principal, require_role};
 use super::{JsonBody, audit, parse_id};
 use crate::error::ApiError;
@@ -43,20 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// `GET /api/sensors` query.
-#[derive(Debug, Default, Deserialize, Serialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SensorQuery {
-    /// Only sensors of this division.
-    #[serde(default)]
-    pub division_id: Option<i64>,
-    /// Page size, 1 to 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Only sensors with a larger id (the `next` of the previous page).
-    #[serde(default)]
-    pub after: Option<i64>,
-}
+pub type SensorQuery = DivisionPageQuery;
 
 /// `POST /api/sensors` answer: the sensor and its bundle, whose credentials are shown only here
 /// and in later bundle downloads (which replace them).
@@ -105,7 +92,7 @@ fn writable_division(p: &Principal, division: DivisionId) -> Result<(), ApiError
 }
 
 /// `GET /api/sensors`.
-#[utoipa::path(get, path = "/api/sensors", tag = "sensors", params(SensorQuery), responses((status = 200, description = "The caller's sensors", body = Paged<Sensor>), ErrorResponses))]
+#[utoipa::path(get, path = "/api/sensors", tag = "sensors", params(DivisionPageQuery), responses((status = 200, description = "The caller's sensors", body = Paged<Sensor>), ErrorResponses))]
 pub async fn list_sensors(
     State(st): State<AppState>,
     p: Principal,
@@ -124,11 +111,7 @@ pub async fn list_sensors(
     } else {
         st.store.list_sensors(Some(&visible)).await?
     };
-    let page = PageQuery {
-        limit: q.limit,
-        after: q.after,
-    };
-    let mut paged = page.apply(all, |s| s.id.0)?;
+    let mut paged = q.page().apply(all, |s| s.id.0)?;
     paged.items = paged.items.into_iter().map(redact).collect();
     Ok(Json(paged))
 }
