@@ -149,38 +149,47 @@ impl Intake {
 
     /// Validates one line and makes it durable; the answer to send back.
     pub async fn submit(&self, line: &[u8]) -> IntakeAck {
+        self.enqueue(line).await.wait().await
+    }
+
+    /// Validates one line and queues it for the next group commit, without waiting for it:
+    /// a connection can go on reading while earlier lines are being written.
+    async fn enqueue(&self, line: &[u8]) -> Pending {
         let parsed: IntakeEvent = match serde_json::from_slice(line) {
             Ok(e) => e,
-            Err(e) => return IntakeAck::refused("event.malformed", e.to_string()),
+            Err(e) => return Pending::Done(IntakeAck::refused("event.malformed", e.to_string())),
         };
         let event = match parsed.into_event(self.sensor) {
             Ok(e) => e,
-            Err(e) => return IntakeAck::refused(&e.code(), e.to_string()),
+            Err(e) => return Pending::Done(IntakeAck::refused(&e.code(), e.to_string())),
         };
         let uid = event.data.uid;
         let record = match serde_json::to_vec(&event) {
             Ok(r) => r,
-            Err(e) => return IntakeAck::refused("event.malformed", e.to_string()),
+            Err(e) => return Pending::Done(IntakeAck::refused("event.malformed", e.to_string())),
         };
         let (done, wait) = oneshot::channel();
         if self.tx.send((record, done)).await.is_err() {
-            return IntakeAck::refused("agent.stopping", "the agent is shutting down");
+            return Pending::Done(stopping());
         }
-        match wait.await {
-            Ok(Ok(())) => IntakeAck {
-                ok: true,
-                uid: Some(uid),
-                code: None,
-                message: None,
-            },
-            Ok(Err(code)) => IntakeAck::refused(&code, "the event was not stored"),
-            Err(_) => IntakeAck::refused("agent.stopping", "the agent is shutting down"),
-        }
+        Pending::Commit(uid, wait)
     }
 
-    /// Serves one connection: a line in, an answer line out, until the peer closes.
-    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) {
+    /// Serves one connection: a line in, an answer line out, in order, until the peer closes.
+    /// Reading and answering are decoupled, so a client that sends many lines before reading
+    /// answers gets them committed in groups.
+    pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(&self, stream: S) {
         let (read, mut write) = tokio::io::split(stream);
+        // Bounded: at most this many answers outstanding per connection (backpressure).
+        let (pending_tx, mut pending_rx) = mpsc::channel::<Pending>(MAX_GROUP);
+        let writer = tokio::spawn(async move {
+            while let Some(p) = pending_rx.recv().await {
+                let ack = p.wait().await;
+                if write_ack(&mut write, &ack).await.is_err() {
+                    return;
+                }
+            }
+        });
         let mut reader = BufReader::new(read);
         let mut line = Vec::new();
         loop {
@@ -193,27 +202,57 @@ impl Intake {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::debug!(error = %e, "intake connection failed");
-                    return;
+                    break;
                 }
             };
             if n == 0 {
-                return;
+                break;
             }
-            let ack = if line.len() > MAX_LINE {
+            let pending = if line.len() > MAX_LINE {
                 // The rest of an overlong line cannot be resynchronised: answer and close.
                 let ack = IntakeAck::refused("event.too_large", "line longer than 1 MiB");
-                let _ = write_ack(&mut write, &ack).await;
-                return;
+                let _ = pending_tx.send(Pending::Done(ack)).await;
+                break;
             } else {
                 let trimmed = line.trim_ascii();
                 if trimmed.is_empty() {
                     continue;
                 }
-                self.submit(trimmed).await
+                self.enqueue(trimmed).await
             };
-            if write_ack(&mut write, &ack).await.is_err() {
-                return;
+            if pending_tx.send(pending).await.is_err() {
+                break;
             }
+        }
+        drop(pending_tx);
+        let _ = writer.await;
+    }
+}
+
+fn stopping() -> IntakeAck {
+    IntakeAck::refused("agent.stopping", "the agent is shutting down")
+}
+
+/// The answer to a line, now or once its group is committed.
+enum Pending {
+    Done(IntakeAck),
+    Commit(uuid::Uuid, oneshot::Receiver<Result<(), String>>),
+}
+
+impl Pending {
+    async fn wait(self) -> IntakeAck {
+        match self {
+            Pending::Done(ack) => ack,
+            Pending::Commit(uid, wait) => match wait.await {
+                Ok(Ok(())) => IntakeAck {
+                    ok: true,
+                    uid: Some(uid),
+                    code: None,
+                    message: None,
+                },
+                Ok(Err(code)) => IntakeAck::refused(&code, "the event was not stored"),
+                Err(_) => stopping(),
+            },
         }
     }
 }
