@@ -1088,7 +1088,7 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await.map_err(read_err("event"))?;
                     for chunk in fresh.chunks(EVENT_CHUNK) {
                         let ids: HashMap<Vec<u8>, i64> =
-                            Self::insert_event_chunk(&mut tx, chunk, received).await?.into_iter().collect();
+                            self.insert_event_chunk(&mut tx, chunk, received).await?.into_iter().collect();
                         for (ev, _, _) in chunk {
                             let uid = ev.data.uid;
                             match ids.get(uid.as_bytes().as_slice()) {

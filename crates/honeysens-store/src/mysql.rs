@@ -12,6 +12,21 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pub(crate) pool: MySqlPool,
+    /// The server is MariaDB ≥ 10.5, which has `INSERT … RETURNING` (MySQL 8 has not).
+    pub(crate) returning: bool,
+}
+
+/// Whether a `SELECT VERSION()` string names a MariaDB ≥ 10.5 (`10.11.19-MariaDB-0+deb12u1`).
+pub(crate) fn has_insert_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    // Replication-era builds prefix "5.5.5-" to the real version.
+    let v = version.strip_prefix("5.5.5-").unwrap_or(version);
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (10, 5)
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
@@ -37,7 +52,14 @@ impl MySqlStore {
             .connect_with(opts)
             .await
             .map_err(crate::OpenError::Connect)?;
-        Ok(MySqlStore { pool })
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&pool)
+            .await
+            .map_err(crate::OpenError::Connect)?;
+        Ok(MySqlStore {
+            pool,
+            returning: has_insert_returning(&version),
+        })
     }
 
     /// The underlying pool, for tools and benchmarks.
@@ -74,9 +96,33 @@ impl MySqlStore {
         self.pool.begin().await
     }
 
+    /// On MariaDB ≥ 10.5 one `INSERT … RETURNING` per chunk. It has no conflict clause (with
+    /// `ON DUPLICATE KEY UPDATE`, MariaDB returns the existing row too, and `IGNORE` would also
+    /// swallow foreign-key and truncation errors), so a duplicate uid fails the statement; InnoDB
+    /// then rolls back just that statement and the chunk takes the three-statement path below.
+    pub(crate) async fn insert_event_chunk(
+        &self,
+        tx: &mut Transaction<'static, MySql>,
+        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        received_at: i64,
+    ) -> Result<Vec<(Vec<u8>, i64)>> {
+        if self.returning {
+            let mut qb = Self::event_insert_builder(chunk, received_at);
+            qb.push(" RETURNING uid, id");
+            match qb.build_query_as().fetch_all(&mut **tx).await {
+                Ok(rows) => return Ok(rows),
+                Err(e)
+                    if e.as_database_error()
+                        .is_some_and(|d| d.is_unique_violation()) => {}
+                Err(e) => return Err(crate::error::write_err("event", "sensor")(e)),
+            }
+        }
+        Self::insert_event_chunk_checked(tx, chunk, received_at).await
+    }
+
     /// Without RETURNING: skip uids already stored, insert the rest (a concurrent duplicate is
     /// absorbed by the no-op `ON DUPLICATE KEY`), then read back the ids this statement created.
-    pub(crate) async fn insert_event_chunk(
+    async fn insert_event_chunk_checked(
         tx: &mut Transaction<'static, MySql>,
         chunk: &[&(NewEvent, DivisionId, EventStatus)],
         received_at: i64,
@@ -123,3 +169,18 @@ impl MySqlStore {
 }
 
 crate::impl_store!(MySqlStore, sqlx::MySql, Backend::MySql, MIGRATOR);
+
+#[cfg(test)]
+mod tests {
+    use super::has_insert_returning;
+
+    #[test]
+    fn returning_is_detected_from_the_version() {
+        assert!(has_insert_returning("10.11.19-MariaDB-0+deb12u1"));
+        assert!(has_insert_returning("5.5.5-10.6.12-MariaDB"));
+        assert!(has_insert_returning("11.4.2-MariaDB"));
+        assert!(!has_insert_returning("10.4.30-MariaDB"));
+        assert!(!has_insert_returning("8.0.36"));
+        assert!(!has_insert_returning("8.4.0-0ubuntu0.24.04.1"));
+    }
+}

@@ -86,6 +86,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn insert_event_chunk(
+        &self,
         tx: &mut Transaction<'static, Postgres>,
         chunk: &[&(NewEvent, DivisionId, EventStatus)],
         received_at: i64,
