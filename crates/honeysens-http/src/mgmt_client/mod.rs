@@ -1,5 +1,5 @@
 //! [`ManagementClient`]: a typed client for every management endpoint, used by the
-//! integration tests, the server CLI and the Python bindings.
+//! integration tests and the server CLI (`honeysens-server remote …`); the Python bindings are to wrap it.
 //!
 //! ```no_run
 //! # async fn demo(ca_pem: &str) -> Result<(), honeysens_http::client::ClientError> {
