@@ -71,17 +71,14 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
-async fn sensor_self(
-    State(st): State<AppState>,
-    Extension(id): Extension<SensorIdentity>,
-) -> Result<Json<SensorSelf>, ApiError> {
-    let sensor = st.store.get_sensor(id.sensor_id).await?;
-    Ok(Json(SensorSelf {
+async fn sensor_self(Extension(id): Extension<SensorIdentity>) -> Json<SensorSelf> {
+    let sensor = id.sensor;
+    Json(SensorSelf {
         sensor_id: sensor.id,
         name: sensor.spec.name,
         division_id: sensor.spec.division_id,
         auth: sensor.spec.auth,
-    }))
+    })
 }
 
 async fn sensor_status(
@@ -118,7 +115,7 @@ pub async fn status(
         spool_depth: req.spool_depth,
     };
     st.store.record_status(&report).await?;
-    let sensor = st.store.get_sensor(id.sensor_id).await?;
+    let sensor = &id.sensor;
     let settings = st.store.get_settings().await?;
     let certificate = match &id.method {
         AuthMethod::ClientCertificate { not_after, .. }
@@ -129,7 +126,7 @@ pub async fn status(
         }
         _ => None,
     };
-    let config = desired_state(st, &sensor, &settings).await?;
+    let config = desired_state(st, sensor, &settings).await?;
     Ok(StatusResponse {
         protocol: PROTOCOL_VERSION,
         sensor_id: id.sensor_id,
@@ -228,7 +225,7 @@ pub async fn upload_events(
             format!("at most {MAX_UPLOAD_EVENTS} events per upload"),
         ));
     }
-    let sensor = st.store.get_sensor(id.sensor_id).await?;
+    let division = id.sensor.spec.division_id;
     let mut result = EventUploadResult::default();
     let mut batch = Vec::with_capacity(events.len());
     for (index, value) in events.into_iter().enumerate() {
@@ -262,7 +259,7 @@ pub async fn upload_events(
             result.rejected.push(reject(&e.code(), e.to_string()));
             continue;
         }
-        batch.push((event, sensor.spec.division_id, EventStatus::New));
+        batch.push((event, division, EventStatus::New));
     }
     if !batch.is_empty() {
         let report = st.store.insert_events(&batch).await?;

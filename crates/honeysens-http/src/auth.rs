@@ -53,6 +53,8 @@ pub struct SensorIdentity {
     pub sensor_id: SensorId,
     /// How it authenticated.
     pub method: AuthMethod,
+    /// The sensor as loaded while authenticating; handlers use it instead of loading it again.
+    pub sensor: honeysens_core::model::Sensor,
 }
 
 fn refuse(code: &str, message: &str, peer: &PeerInfo) -> ApiError {
@@ -201,7 +203,11 @@ async fn certificate_identity(
     } else {
         AuthMethod::ClientCertificate { serial, not_after }
     };
-    Ok(SensorIdentity { sensor_id, method })
+    Ok(SensorIdentity {
+        sensor_id,
+        method,
+        sensor,
+    })
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -293,6 +299,7 @@ async fn hmac_request(
     req.extensions_mut().insert(SensorIdentity {
         sensor_id,
         method: AuthMethod::Hmac,
+        sensor: sensor_rec,
     });
     let response = next.run(req).await;
     sign(response, secret.as_bytes(), &nonce).await

@@ -14,13 +14,13 @@ use honeysens_core::protocol::{
 #[derive(Clone)]
 pub struct InProcessTransport {
     state: AppState,
-    identity: SensorIdentity,
+    sensor: SensorId,
 }
 
 impl std::fmt::Debug for InProcessTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InProcessTransport")
-            .field("sensor", &self.identity.sensor_id)
+            .field("sensor", &self.sensor)
             .finish_non_exhaustive()
     }
 }
@@ -29,13 +29,23 @@ impl InProcessTransport {
     /// Acts as `sensor` on the server whose state is `state` (see
     /// [`crate::server::Server::state`]). The caller vouches for the sensor's identity.
     pub fn new(state: AppState, sensor: SensorId) -> Self {
-        InProcessTransport {
-            state,
-            identity: SensorIdentity {
-                sensor_id: sensor,
-                method: AuthMethod::InProcess,
-            },
-        }
+        InProcessTransport { state, sensor }
+    }
+
+    /// The identity for one call, with the sensor loaded as HTTPS authentication would: a
+    /// deleted sensor is refused.
+    async fn identity(&self) -> Result<SensorIdentity, TransportError> {
+        let sensor = self
+            .state
+            .store
+            .get_sensor(self.sensor)
+            .await
+            .map_err(|e| transport_error(e.into()))?;
+        Ok(SensorIdentity {
+            sensor_id: self.sensor,
+            method: AuthMethod::InProcess,
+            sensor,
+        })
     }
 }
 
@@ -54,13 +64,8 @@ fn transport_error(e: ApiError) -> TransportError {
 #[async_trait::async_trait]
 impl Transport for InProcessTransport {
     async fn poll(&self, status: &StatusRequest) -> Result<StatusResponse, TransportError> {
-        // A deleted sensor must be refused like over HTTPS.
-        self.state
-            .store
-            .get_sensor(self.identity.sensor_id)
-            .await
-            .map_err(|e| transport_error(e.into()))?;
-        api::status(&self.state, &self.identity, status.clone())
+        let identity = self.identity().await?;
+        api::status(&self.state, &identity, status.clone())
             .await
             .map_err(transport_error)
     }
@@ -72,7 +77,8 @@ impl Transport for InProcessTransport {
             .iter()
             .map(|e| serde_json::from_slice(e).unwrap_or(serde_json::Value::Null))
             .collect();
-        api::upload_events(&self.state, &self.identity, values)
+        let identity = self.identity().await?;
+        api::upload_events(&self.state, &identity, values)
             .await
             .map_err(transport_error)
     }
