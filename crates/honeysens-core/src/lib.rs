@@ -26,6 +26,7 @@ pub mod password;
 pub mod pki;
 pub mod protocol;
 pub mod store;
+pub mod taxonomy;
 pub mod time;
 pub mod validate;
 

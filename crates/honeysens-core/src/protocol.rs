@@ -154,6 +154,9 @@ pub struct FirmwareTarget {
 pub struct ServiceTarget {
     /// Service name (also the container name suffix).
     pub name: String,
+    /// Image repository in the server's registry (`/v2/<repository>/…`).
+    #[serde(default)]
+    pub repository: String,
     /// Revision label.
     pub revision: String,
     /// Architecture of this image.
@@ -321,6 +324,130 @@ impl std::fmt::Debug for SensorCredentials {
             SensorCredentials::Hmac { .. } => f.write_str("Hmac(<redacted>)"),
         }
     }
+}
+
+// ---- Honeypot → agent (intake) ----
+//
+// One JSON line per event to the agent's Unix socket or TCP intake; one `IntakeAck` line back,
+// in order. Shared here so honeypots need nothing but this crate.
+
+/// An event as a honeypot service reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeEvent {
+    /// Id making the upload idempotent; generated when absent.
+    #[serde(default)]
+    pub uid: Option<uuid::Uuid>,
+    /// Reporting service.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// When it happened; arrival time when absent.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// Attacker address.
+    pub source_ip: std::net::IpAddr,
+    /// Attacker port.
+    #[serde(default)]
+    pub source_port: Option<u16>,
+    /// Address attacked.
+    #[serde(default)]
+    pub dest_ip: Option<std::net::IpAddr>,
+    /// Port attacked.
+    #[serde(default)]
+    pub dest_port: Option<u16>,
+    /// Transport protocol.
+    pub protocol: crate::model::Protocol,
+    /// Stable type code, e.g. `ssh.login.failed`.
+    pub type_code: String,
+    /// Classification; from the taxonomy when absent (`unknown` for unknown codes).
+    #[serde(default)]
+    pub classification: Option<crate::model::Classification>,
+    /// Severity; from the taxonomy when absent (`low` for unknown codes).
+    #[serde(default)]
+    pub severity: Option<crate::model::Severity>,
+    /// One-line summary.
+    pub summary: String,
+    /// Detail lines.
+    #[serde(default)]
+    pub details: Vec<crate::model::EventDetail>,
+    /// Captured packets.
+    #[serde(default)]
+    pub packets: Vec<crate::model::EventPacket>,
+}
+
+impl IntakeEvent {
+    /// An event with the required fields; everything else defaults (uid, timestamp,
+    /// classification and severity are filled in by the agent).
+    pub fn new(
+        source_ip: std::net::IpAddr,
+        protocol: crate::model::Protocol,
+        type_code: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Self {
+        IntakeEvent {
+            uid: None,
+            service: None,
+            timestamp: None,
+            source_ip,
+            source_port: None,
+            dest_ip: None,
+            dest_port: None,
+            protocol,
+            type_code: type_code.into(),
+            classification: None,
+            severity: None,
+            summary: summary.into(),
+            details: Vec::new(),
+            packets: Vec::new(),
+        }
+    }
+
+    /// The full event of `sensor`, validated.
+    pub fn into_event(self, sensor: SensorId) -> crate::Result<crate::model::NewEvent> {
+        let known = crate::taxonomy::lookup(&self.type_code);
+        let event = crate::model::NewEvent {
+            data: crate::model::EventData {
+                uid: self.uid.unwrap_or_else(uuid::Uuid::now_v7),
+                sensor_id: sensor,
+                service: self.service,
+                timestamp: self.timestamp.unwrap_or_else(crate::time::now),
+                source_ip: self.source_ip,
+                source_port: self.source_port,
+                dest_ip: self.dest_ip,
+                dest_port: self.dest_port,
+                protocol: self.protocol,
+                type_code: self.type_code,
+                classification: self
+                    .classification
+                    .or(known.map(|t| t.classification))
+                    .unwrap_or(crate::model::Classification::Unknown),
+                severity: self
+                    .severity
+                    .or(known.map(|t| t.severity))
+                    .unwrap_or(crate::model::Severity::Low),
+                summary: self.summary,
+            },
+            details: self.details,
+            packets: self.packets,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+/// The answer to one intake line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeAck {
+    /// Whether the event is durable in the spool.
+    pub ok: bool,
+    /// Its uid, when taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<uuid::Uuid>,
+    /// Why not, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Details, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[cfg(test)]

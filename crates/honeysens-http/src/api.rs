@@ -177,6 +177,7 @@ async fn desired_state(
             }
             services.push(ServiceTarget {
                 name: service.spec.name.clone(),
+                repository: service.spec.repository.clone(),
                 revision: r.revision,
                 architecture: r.architecture,
                 image_digest: r.image_digest,
@@ -239,7 +240,7 @@ pub async fn upload_events(
             code: code.to_owned(),
             message,
         };
-        let event: NewEvent = match serde_json::from_value(value) {
+        let mut event: NewEvent = match serde_json::from_value(value) {
             Ok(e) => e,
             Err(e) => {
                 result
@@ -259,6 +260,7 @@ pub async fn upload_events(
             result.rejected.push(reject(&e.code(), e.to_string()));
             continue;
         }
+        honeysens_core::taxonomy::classify(&mut event.data);
         batch.push((event, division, EventStatus::New));
     }
     if !batch.is_empty() {

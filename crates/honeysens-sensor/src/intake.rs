@@ -10,12 +10,7 @@
 
 use crate::spool::{Spool, SpoolError};
 use honeysens_core::ids::SensorId;
-use honeysens_core::model::{
-    Classification, EventData, EventDetail, EventPacket, NewEvent, Protocol, Severity,
-};
-use honeysens_core::time::{Timestamp, now};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+pub use honeysens_core::protocol::{IntakeAck, IntakeEvent};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -26,98 +21,12 @@ pub const MAX_LINE: usize = 1024 * 1024;
 /// Most events committed to the spool in one append.
 const MAX_GROUP: usize = 512;
 
-/// An event as a honeypot service reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntakeEvent {
-    /// Id making the upload idempotent; generated when absent.
-    #[serde(default)]
-    pub uid: Option<uuid::Uuid>,
-    /// Reporting service.
-    #[serde(default)]
-    pub service: Option<String>,
-    /// When it happened; arrival time when absent.
-    #[serde(default)]
-    pub timestamp: Option<Timestamp>,
-    /// Attacker address.
-    pub source_ip: IpAddr,
-    /// Attacker port.
-    #[serde(default)]
-    pub source_port: Option<u16>,
-    /// Address attacked.
-    #[serde(default)]
-    pub dest_ip: Option<IpAddr>,
-    /// Port attacked.
-    #[serde(default)]
-    pub dest_port: Option<u16>,
-    /// Transport protocol.
-    pub protocol: Protocol,
-    /// Stable type code, e.g. `ssh.login.failed`.
-    pub type_code: String,
-    /// Classification.
-    pub classification: Classification,
-    /// Severity.
-    pub severity: Severity,
-    /// One-line summary.
-    pub summary: String,
-    /// Detail lines.
-    #[serde(default)]
-    pub details: Vec<EventDetail>,
-    /// Captured packets.
-    #[serde(default)]
-    pub packets: Vec<EventPacket>,
-}
-
-impl IntakeEvent {
-    /// The full event of `sensor`, validated.
-    pub fn into_event(self, sensor: SensorId) -> honeysens_core::Result<NewEvent> {
-        let event = NewEvent {
-            data: EventData {
-                uid: self.uid.unwrap_or_else(uuid::Uuid::now_v7),
-                sensor_id: sensor,
-                service: self.service,
-                timestamp: self.timestamp.unwrap_or_else(now),
-                source_ip: self.source_ip,
-                source_port: self.source_port,
-                dest_ip: self.dest_ip,
-                dest_port: self.dest_port,
-                protocol: self.protocol,
-                type_code: self.type_code,
-                classification: self.classification,
-                severity: self.severity,
-                summary: self.summary,
-            },
-            details: self.details,
-            packets: self.packets,
-        };
-        event.validate()?;
-        Ok(event)
-    }
-}
-
-/// The answer to one intake line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntakeAck {
-    /// Whether the event is durable in the spool.
-    pub ok: bool,
-    /// Its uid, when taken.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<uuid::Uuid>,
-    /// Why not, when refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// Details, when refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl IntakeAck {
-    fn refused(code: &str, message: impl Into<String>) -> Self {
-        IntakeAck {
-            ok: false,
-            uid: None,
-            code: Some(code.to_owned()),
-            message: Some(message.into()),
-        }
+fn refused(code: &str, message: impl Into<String>) -> IntakeAck {
+    IntakeAck {
+        ok: false,
+        uid: None,
+        code: Some(code.to_owned()),
+        message: Some(message.into()),
     }
 }
 
@@ -157,16 +66,16 @@ impl Intake {
     async fn enqueue(&self, line: &[u8]) -> Pending {
         let parsed: IntakeEvent = match serde_json::from_slice(line) {
             Ok(e) => e,
-            Err(e) => return Pending::Done(IntakeAck::refused("event.malformed", e.to_string())),
+            Err(e) => return Pending::Done(refused("event.malformed", e.to_string())),
         };
         let event = match parsed.into_event(self.sensor) {
             Ok(e) => e,
-            Err(e) => return Pending::Done(IntakeAck::refused(&e.code(), e.to_string())),
+            Err(e) => return Pending::Done(refused(&e.code(), e.to_string())),
         };
         let uid = event.data.uid;
         let record = match serde_json::to_vec(&event) {
             Ok(r) => r,
-            Err(e) => return Pending::Done(IntakeAck::refused("event.malformed", e.to_string())),
+            Err(e) => return Pending::Done(refused("event.malformed", e.to_string())),
         };
         let (done, wait) = oneshot::channel();
         if self.tx.send((record, done)).await.is_err() {
@@ -210,7 +119,7 @@ impl Intake {
             }
             let pending = if line.len() > MAX_LINE {
                 // The rest of an overlong line cannot be resynchronised: answer and close.
-                let ack = IntakeAck::refused("event.too_large", "line longer than 1 MiB");
+                let ack = refused("event.too_large", "line longer than 1 MiB");
                 let _ = pending_tx.send(Pending::Done(ack)).await;
                 break;
             } else {
@@ -230,7 +139,7 @@ impl Intake {
 }
 
 fn stopping() -> IntakeAck {
-    IntakeAck::refused("agent.stopping", "the agent is shutting down")
+    refused("agent.stopping", "the agent is shutting down")
 }
 
 /// The answer to a line, now or once its group is committed.
@@ -250,7 +159,7 @@ impl Pending {
                     code: None,
                     message: None,
                 },
-                Ok(Err(code)) => IntakeAck::refused(&code, "the event was not stored"),
+                Ok(Err(code)) => refused(&code, "the event was not stored"),
                 Err(_) => stopping(),
             },
         }

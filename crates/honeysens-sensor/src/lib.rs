@@ -26,6 +26,7 @@ pub mod intake;
 #[cfg(target_os = "linux")]
 pub mod netconf;
 pub mod poller;
+pub mod runtime;
 pub mod spool;
 pub mod uploader;
 

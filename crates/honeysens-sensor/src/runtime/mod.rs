@@ -1,0 +1,67 @@
+//! Running the honeypot services the server assigns.
+//!
+//! A [`ContainerRuntime`] turns the `services` of the desired state into running honeypots and
+//! reports how each one is doing. The Docker runtime (bollard) is the reference; the process
+//! runtime runs the built-in Rust honeypots without Docker, for embedding and small sensors.
+//!
+//! Contract with every service, container or process, passed as environment variables:
+//! - `HONEYSENS_INTAKE` — where to send events: `tcp:<ip>:<port>` or `unix:<path>`
+//!   (see `honeysens_honeypots::sink`).
+//! - `HONEYSENS_SERVICE` — the service name, to put into each event's `service` field.
+//! - `HONEYSENS_CATCHALL_PORT` — catch-all services only: the port every otherwise unclaimed
+//!   inbound TCP/UDP connection is redirected to.
+
+use honeysens_core::model::{Architecture, ServiceStatus};
+use honeysens_core::protocol::ServiceTarget;
+use ipnet::Ipv4Net;
+
+/// What the sensor should run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// The assigned services, already filtered to this sensor's architecture.
+    pub services: Vec<ServiceTarget>,
+    /// Range of the bridge network containers run in.
+    pub service_network: Ipv4Net,
+}
+
+impl ServicePlan {
+    /// The plan for `arch` out of the server's desired services (one entry per service and
+    /// architecture there).
+    pub fn for_architecture(
+        services: &[ServiceTarget],
+        service_network: Ipv4Net,
+        arch: Architecture,
+    ) -> Self {
+        ServicePlan {
+            services: services
+                .iter()
+                .filter(|s| s.architecture == arch)
+                .cloned()
+                .collect(),
+            service_network,
+        }
+    }
+}
+
+/// The architecture this agent was built for, in the server's terms.
+pub fn host_architecture() -> Option<Architecture> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(Architecture::Amd64),
+        "aarch64" => Some(Architecture::Arm64),
+        "arm" => Some(Architecture::Armhf),
+        _ => None,
+    }
+}
+
+/// Runs honeypot services.
+#[async_trait::async_trait]
+pub trait ContainerRuntime: Send + Sync {
+    /// Brings the running services in line with `plan`: starts what is missing, replaces what
+    /// changed, stops and removes what is no longer assigned (and its image). Never fails as a
+    /// whole: a service that cannot run is reported as `error` with its reason, the others
+    /// still run. Returns one status per planned service, for the next status report.
+    async fn reconcile(&self, plan: &ServicePlan) -> Vec<ServiceStatus>;
+
+    /// Stops every service and removes what the runtime set up (networks, firewall rules).
+    async fn shutdown(&self);
+}
