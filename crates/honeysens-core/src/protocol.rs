@@ -453,6 +453,38 @@ pub struct IntakeAck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Classification, Protocol, Severity};
+
+    #[test]
+    fn intake_fills_classification_and_severity_from_the_taxonomy() {
+        let ip = "192.0.2.1".parse().unwrap();
+        let known = IntakeEvent::new(ip, Protocol::Tcp, "scan.host", "scan")
+            .into_event(SensorId(1))
+            .unwrap();
+        assert_eq!(
+            (known.data.classification, known.data.severity),
+            (Classification::PortScan, Severity::Medium)
+        );
+        let unknown = IntakeEvent::new(ip, Protocol::Tcp, "acme.poke", "x")
+            .into_event(SensorId(1))
+            .unwrap();
+        assert_eq!(
+            (unknown.data.classification, unknown.data.severity),
+            (Classification::Unknown, Severity::Low)
+        );
+        let explicit = IntakeEvent {
+            severity: Some(Severity::High),
+            ..IntakeEvent::new(ip, Protocol::Tcp, "acme.poke", "x")
+        }
+        .into_event(SensorId(1))
+        .unwrap();
+        assert_eq!(explicit.data.severity, Severity::High);
+        assert!(
+            IntakeEvent::new(ip, Protocol::Tcp, "Bad Code", "x")
+                .into_event(SensorId(1))
+                .is_err()
+        );
+    }
 
     /// Old agents must keep working with newer servers: unknown fields are ignored and fields
     /// added later are optional.

@@ -71,6 +71,9 @@ pub trait SensorStore: Send + Sync {
     async fn delete_sensor(&self, id: SensorId) -> Result<()>;
     /// Stores a status report and updates the sensor's `last_seen`/`last_state`.
     async fn record_status(&self, report: &StatusReport) -> Result<()>;
+    /// Stores several status reports in one transaction (all or none): the server
+    /// group-commits concurrent polls through this.
+    async fn record_statuses(&self, reports: &[StatusReport]) -> Result<()>;
     /// The newest `limit` reports of a sensor, newest first.
     async fn list_status(&self, id: SensorId, limit: u32) -> Result<Vec<StatusReport>>;
     /// Deletes reports received before `before`; returns how many.

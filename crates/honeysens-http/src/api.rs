@@ -114,9 +114,18 @@ pub async fn status(
         services: req.services,
         spool_depth: req.spool_depth,
     };
-    st.store.record_status(&report).await?;
+    let skew = report.clock_skew_ms();
+    st.status_writer.record(report).await?;
     let sensor = &id.sensor;
-    let settings = st.store.get_settings().await?;
+    let settings = match st.cache.settings() {
+        Some(s) => s,
+        None => {
+            let generation = st.cache.generation();
+            let s = st.store.get_settings().await?;
+            st.cache.put_settings(s.clone(), generation);
+            s
+        }
+    };
     let certificate = match &id.method {
         AuthMethod::ClientCertificate { not_after, .. }
         | AuthMethod::ProxyCertificate { not_after, .. }
@@ -131,7 +140,7 @@ pub async fn status(
         protocol: PROTOCOL_VERSION,
         sensor_id: id.sensor_id,
         server_time: received,
-        clock_skew_ms: report.clock_skew_ms(),
+        clock_skew_ms: skew,
         update_interval: sensor
             .spec
             .update_interval

@@ -1,9 +1,10 @@
 //! Sensor authentication: client certificate (direct or through a trusted proxy) or HMAC.
 //!
 //! Whatever the method, the sensor must exist, must be configured for that method, and a
-//! certificate must be one the CA issued to it and not revoked — checked against the store on
-//! every request, so deleting a sensor locks it out at once even before the TLS layer's CRL
-//! is rebuilt.
+//! certificate must be one the CA issued to it and not revoked — checked against the store,
+//! with results kept for at most a second ([`crate::cache`]); a change through this server's
+//! management API invalidates them, so deleting a sensor locks it out at once even before the
+//! TLS layer's CRL is rebuilt.
 
 use crate::error::ApiError;
 use crate::hmac;
@@ -150,6 +151,36 @@ async fn certificate_identity(
     via_proxy: bool,
     peer: &PeerInfo,
 ) -> Result<SensorIdentity, ApiError> {
+    let (sensor_id, sensor) = match st.cache.cert(&info.fingerprint) {
+        Some(hit) if Some(hit.0) == info.sensor_id => hit,
+        _ => {
+            let generation = st.cache.generation();
+            let entry = certificate_owner(st, info, peer).await?;
+            st.cache
+                .put_cert(&info.fingerprint, entry.clone(), generation);
+            entry
+        }
+    };
+    let (serial, not_after) = (info.serial.clone(), info.not_after);
+    let method = if via_proxy {
+        AuthMethod::ProxyCertificate { serial, not_after }
+    } else {
+        AuthMethod::ClientCertificate { serial, not_after }
+    };
+    Ok(SensorIdentity {
+        sensor_id,
+        method,
+        sensor,
+    })
+}
+
+/// The sensor a certificate belongs to, checked against the store: known, not revoked, issued
+/// to that sensor, which exists and uses certificates.
+async fn certificate_owner(
+    st: &AppState,
+    info: &CertInfo,
+    peer: &PeerInfo,
+) -> Result<crate::cache::CertEntry, ApiError> {
     let record = match st
         .store
         .get_certificate_by_fingerprint(&info.fingerprint)
@@ -197,17 +228,7 @@ async fn certificate_identity(
             peer,
         ));
     }
-    let (serial, not_after) = (info.serial.clone(), info.not_after);
-    let method = if via_proxy {
-        AuthMethod::ProxyCertificate { serial, not_after }
-    } else {
-        AuthMethod::ClientCertificate { serial, not_after }
-    };
-    Ok(SensorIdentity {
-        sensor_id,
-        method,
-        sensor,
-    })
+    Ok((sensor_id, sensor))
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -247,14 +268,23 @@ async fn hmac_request(
         ));
     }
     let sensor_id = SensorId(sensor);
-    let sensor_rec = match st.store.get_sensor(sensor_id).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == honeysens_core::ErrorKind::NotFound => {
-            return Err(bad("auth.unknown_sensor", "the sensor does not exist"));
+    let (sensor_rec, secret) = match st.cache.hmac(sensor_id) {
+        Some(hit) => hit,
+        None => {
+            let generation = st.cache.generation();
+            let sensor_rec = match st.store.get_sensor(sensor_id).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == honeysens_core::ErrorKind::NotFound => {
+                    return Err(bad("auth.unknown_sensor", "the sensor does not exist"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let secret = st.store.get_sensor_secret(sensor_id).await?;
+            st.cache
+                .put_hmac(sensor_id, (sensor_rec.clone(), secret.clone()), generation);
+            (sensor_rec, secret)
         }
-        Err(e) => return Err(e.into()),
     };
-    let secret = st.store.get_sensor_secret(sensor_id).await?;
     let Some(secret) = secret.filter(|_| sensor_rec.spec.auth == SensorAuthMode::Hmac) else {
         return Err(bad(
             "auth.method_not_allowed",

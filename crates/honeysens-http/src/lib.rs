@@ -37,6 +37,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod error;
 pub mod hmac;
@@ -45,6 +46,7 @@ pub mod mgmt;
 pub mod mgmt_client;
 pub mod proxy_header;
 pub mod server;
+pub mod status_writer;
 pub mod tls;
 
 pub use honeysens_core as core;

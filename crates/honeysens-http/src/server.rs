@@ -147,6 +147,10 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// The address sensors reach this server at (see [`ServerOptions::public_endpoint`]).
     pub public_endpoint: Option<ServerEndpoint>,
+    /// Authentication results and settings for the sensor hot path.
+    pub cache: Arc<crate::cache::HotCache>,
+    /// Group commit of status reports.
+    pub status_writer: crate::status_writer::StatusWriter,
 }
 
 /// A bound, not yet running server.
@@ -165,6 +169,10 @@ pub fn router(state: AppState) -> Router {
         auth::sensor_auth,
     ));
     let (mgmt, doc) = mgmt::routes().split_for_parts();
+    let mgmt = mgmt.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        invalidate_after_changes,
+    ));
     // Serialised once: the document is fixed for the life of the process.
     let doc = bytes::Bytes::from(doc.to_json().unwrap_or_default());
     Router::new()
@@ -185,6 +193,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Any management request that may have changed something invalidates the sensor hot-path
+/// caches once it is done (see [`crate::cache`]).
+async fn invalidate_after_changes(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let response = next.run(req).await;
+    if changes {
+        st.cache.invalidate();
+    }
+    response
+}
+
 impl Server {
     /// Binds the listen address and prepares TLS with the current CRL.
     pub async fn bind(
@@ -202,6 +228,7 @@ impl Server {
             crl_number: Arc::new(AtomicU64::new(2)),
         };
         let state = AppState {
+            status_writer: crate::status_writer::StatusWriter::start(store.clone()),
             store,
             ca,
             trusted_proxies: Arc::new(options.trusted_proxies),
@@ -210,6 +237,7 @@ impl Server {
             login_throttle: Arc::new(LoginThrottle::default()),
             blobs: options.blobs,
             public_endpoint: options.public_endpoint,
+            cache: Arc::new(crate::cache::HotCache::default()),
         };
         let listener = TcpListener::bind(options.listen).await?;
         Ok(Server {

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use honeysens_core::ids::SensorId;
-use honeysens_core::model::{DivisionSpec, SensorAuthMode, SensorSpec, SensorState};
+use honeysens_core::model::{DivisionSpec, Role, SensorAuthMode, SensorSpec, SensorState};
 use honeysens_core::pki::{CertificateAuthority, IssuedKeyPair};
 use honeysens_core::protocol::StatusRequest;
 use honeysens_core::time::now;
@@ -183,7 +183,10 @@ async fn deleting_a_sensor_revokes_its_certificate_at_once() {
         srv.cert_client(&issued).whoami().await.unwrap().sensor_id,
         id
     );
+    // Deleted in the store, the hot-path cache invalidated as every management change does
+    // (see `management_changes_reach_the_sensor_api_at_once`).
     srv.store.delete_sensor(id).await.unwrap();
+    srv.state.cache.invalidate();
     // Before the TLS layer learns of it, the per-request check refuses.
     let (status, code) = api_code(srv.cert_client(&issued).whoami().await.unwrap_err());
     assert_eq!((status, code.as_str()), (401, "auth.revoked_certificate"));
@@ -198,6 +201,40 @@ async fn deleting_a_sensor_revokes_its_certificate_at_once() {
         srv.cert_client(&ok).whoami().await.unwrap().sensor_id,
         other
     );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_changes_reach_the_sensor_api_at_once() {
+    let srv = TestServer::start(&[]).await;
+    let id = srv.sensor("switching", SensorAuthMode::Certificate).await;
+    let issued = srv.issue(id, 365).await;
+    let client = srv.cert_client(&issued);
+    assert_eq!(client.whoami().await.unwrap().sensor_id, id);
+    // An admin switches the sensor to HMAC: the cached authentication must not outlive it.
+    srv.user("admin", Role::Admin, vec![]).await;
+    let admin = srv.login("admin").await;
+    let mut spec = admin.get_sensor(id).await.unwrap().spec;
+    spec.auth = SensorAuthMode::Hmac;
+    admin.update_sensor(id, &spec).await.unwrap();
+    let (status, code) = api_code(client.whoami().await.unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "auth.method_not_allowed"));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_outside_this_server_apply_within_the_cache_ttl() {
+    let srv = TestServer::start(&[]).await;
+    let id = srv.sensor("elsewhere", SensorAuthMode::Certificate).await;
+    let issued = srv.issue(id, 365).await;
+    let client = srv.cert_client(&issued);
+    assert_eq!(client.whoami().await.unwrap().sensor_id, id);
+    // Another replica (or the admin CLI) deletes the sensor: this server's cache cannot know,
+    // so the sensor is locked out once the entry expires.
+    srv.store.delete_sensor(id).await.unwrap();
+    tokio::time::sleep(honeysens_http::cache::TTL + Duration::from_millis(100)).await;
+    let (status, code) = api_code(client.whoami().await.unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "auth.revoked_certificate"));
     srv.stop().await;
 }
 

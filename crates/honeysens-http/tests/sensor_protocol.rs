@@ -122,6 +122,55 @@ async fn uploads_reject_bad_events_alone_and_are_idempotent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_classifies_known_type_codes() {
+    let srv = TestServer::start(&[]).await;
+    let div = srv.division("d").await;
+    let (me, https) = sensor(&srv, div, "a").await;
+    // A sensor claiming the wrong classification and severity for a known code is corrected;
+    // an unknown (third-party) code keeps what the sensor said.
+    let mut known = event(me, 1);
+    known["type_code"] = "ssh.login.failed".into();
+    known["classification"] = "unknown".into();
+    known["severity"] = "critical".into();
+    let mut foreign = event(me, 2);
+    foreign["type_code"] = "acme.widget.poke".into();
+    foreign["classification"] = "honeypot_interaction".into();
+    foreign["severity"] = "high".into();
+    let batch = [known, foreign].map(|v| serde_json::to_vec(&v).unwrap());
+    assert_eq!(https.upload_events(&batch).await.unwrap().accepted.len(), 2);
+    let page = srv
+        .store
+        .list_events(
+            &honeysens_core::model::EventQuery::default(),
+            &honeysens_core::model::PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    let got: BTreeMap<String, (String, String)> = page
+        .items
+        .iter()
+        .map(|e| {
+            (
+                e.data.type_code.clone(),
+                (
+                    e.data.classification.to_string(),
+                    e.data.severity.to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got["ssh.login.failed"],
+        ("honeypot_interaction".into(), "medium".into())
+    );
+    assert_eq!(
+        got["acme.widget.poke"],
+        ("honeypot_interaction".into(), "high".into())
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_answer_carries_the_whole_desired_state() {
     let srv = TestServer::start(&[]).await;
     let div = srv.division("d").await;

@@ -709,41 +709,47 @@ macro_rules! impl_store {
                 }
 
                 async fn record_status(&self, r: &StatusReport) -> Result<()> {
+                    self.record_statuses(std::slice::from_ref(r)).await
+                }
+
+                async fn record_statuses(&self, reports: &[StatusReport]) -> Result<()> {
                     let mut tx = self.begin_write().await.map_err(read_err("sensor"))?;
-                    let received = to_micros(r.received_at);
-                    sqlx::query(Self::sql(
-                        "INSERT INTO sensor_status (sensor_id, sent_at, received_at, state, \
-                         free_memory_mb, disk_total_mb, disk_used_mb, agent_version, \
-                         firmware_version, spool_depth, addresses, services) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    ))
-                    .bind(r.sensor_id.0)
-                    .bind(to_micros(r.timestamp))
-                    .bind(received)
-                    .bind(r.state.as_str())
-                    .bind(i64_of(r.free_memory_mb))
-                    .bind(i64_of(r.disk_total_mb))
-                    .bind(i64_of(r.disk_used_mb))
-                    .bind(&r.agent_version)
-                    .bind(&r.firmware_version)
-                    .bind(i64_of(r.spool_depth))
-                    .bind(json(&r.addresses))
-                    .bind(json(&r.services))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(write_err("status", "sensor"))?;
-                    // A late-arriving older report must not move `last_seen` backwards.
-                    sqlx::query(Self::sql(
-                        "UPDATE sensors SET last_seen = ?, last_state = ? \
-                         WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)",
-                    ))
-                    .bind(received)
-                    .bind(r.state.as_str())
-                    .bind(r.sensor_id.0)
-                    .bind(received)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(read_err("sensor"))?;
+                    for r in reports {
+                        let received = to_micros(r.received_at);
+                        sqlx::query(Self::sql(
+                            "INSERT INTO sensor_status (sensor_id, sent_at, received_at, state, \
+                             free_memory_mb, disk_total_mb, disk_used_mb, agent_version, \
+                             firmware_version, spool_depth, addresses, services) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        ))
+                        .bind(r.sensor_id.0)
+                        .bind(to_micros(r.timestamp))
+                        .bind(received)
+                        .bind(r.state.as_str())
+                        .bind(i64_of(r.free_memory_mb))
+                        .bind(i64_of(r.disk_total_mb))
+                        .bind(i64_of(r.disk_used_mb))
+                        .bind(&r.agent_version)
+                        .bind(&r.firmware_version)
+                        .bind(i64_of(r.spool_depth))
+                        .bind(json(&r.addresses))
+                        .bind(json(&r.services))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(write_err("status", "sensor"))?;
+                        // A late-arriving older report must not move `last_seen` backwards.
+                        sqlx::query(Self::sql(
+                            "UPDATE sensors SET last_seen = ?, last_state = ? \
+                             WHERE id = ? AND (last_seen IS NULL OR last_seen <= ?)",
+                        ))
+                        .bind(received)
+                        .bind(r.state.as_str())
+                        .bind(r.sensor_id.0)
+                        .bind(received)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err("sensor"))?;
+                    }
                     tx.commit().await.map_err(read_err("sensor"))
                 }
 

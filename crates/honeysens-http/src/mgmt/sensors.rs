@@ -245,6 +245,8 @@ pub async fn sensor_config(
         st.store.revoke_certificate(&cert.serial, at).await?;
         revoked += 1;
     }
+    // A GET that changes credentials: the middleware only invalidates after other methods.
+    st.cache.invalidate();
     if revoked > 0 {
         reload_crl(&st).await;
     }

@@ -36,6 +36,7 @@ conformance!(
     contacts_crud,
     sensors_crud,
     sensor_status_reports,
+    sensor_status_batches,
     platforms_and_firmware,
     services_revisions_assignments,
     events_insert_is_idempotent,

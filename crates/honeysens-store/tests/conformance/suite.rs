@@ -584,6 +584,42 @@ fn report(sensor: SensorId, sent: i64, received: i64, state: SensorState) -> Sta
     }
 }
 
+pub async fn sensor_status_batches(s: S) {
+    let d = division(&s, "d").await;
+    let (a, b) = (sensor(&s, d, "a").await, sensor(&s, d, "b").await);
+    let base = to_micros(now());
+    let batch = vec![
+        report(a, base, base, SensorState::Running),
+        report(b, base, base + 1, SensorState::Error),
+        report(a, base + 5, base + 5, SensorState::Updating),
+    ];
+    s.record_statuses(&batch).await.unwrap();
+    assert_eq!(
+        s.list_status(a, 10).await.unwrap(),
+        vec![batch[2].clone(), batch[0].clone()]
+    );
+    assert_eq!(s.list_status(b, 10).await.unwrap(), vec![batch[1].clone()]);
+    assert_eq!(
+        s.get_sensor(a).await.unwrap().last_state,
+        Some(SensorState::Updating)
+    );
+    // All or nothing: one unknown sensor fails the batch and stores none of it.
+    let bad = vec![
+        report(a, base + 10, base + 10, SensorState::Error),
+        report(SensorId(99_999), base, base, SensorState::Running),
+    ];
+    assert_kind(
+        s.record_statuses(&bad).await,
+        ErrorKind::NotFound,
+        "sensor.not_found",
+    );
+    assert_eq!(s.list_status(a, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.get_sensor(a).await.unwrap().last_state,
+        Some(SensorState::Updating)
+    );
+}
+
 pub async fn sensor_status_reports(s: S) {
     let d = division(&s, "d").await;
     let sn = sensor(&s, d, "s").await;
