@@ -37,6 +37,10 @@ enum Cmd {
         /// User name to try.
         #[arg(long, default_value = "root")]
         user: String,
+        /// Attempts before the client disconnects and reconnects (0: until the server closes);
+        /// 1 measures handshakes, like a spraying tool.
+        #[arg(long, default_value_t = 0)]
+        attempts_per_connection: u64,
     },
     /// Acknowledges intake lines like the agent would.
     AckSink {
@@ -79,7 +83,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             connections,
             seconds,
             user,
-        } => ssh(target, connections, seconds, user).await,
+            attempts_per_connection,
+        } => ssh(target, connections, seconds, user, attempts_per_connection).await,
         Cmd::AckSink { listen, count_file } => ack_sink(listen, count_file).await,
     }
 }
@@ -89,6 +94,7 @@ async fn ssh(
     connections: usize,
     seconds: u64,
     user: String,
+    per_conn: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(30)),
@@ -127,11 +133,16 @@ async fn ssh(
                     Err(_) => break,
                 };
                 counters.connections.fetch_add(1, Ordering::Relaxed);
+                let mut here = 0u64;
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         break;
                     }
+                    if per_conn > 0 && here == per_conn {
+                        break;
+                    }
+                    here += 1;
                     n += 1;
                     let pw = format!("pw-{worker}-{n}");
                     match tokio::time::timeout(

@@ -16,13 +16,15 @@
 #
 # Environment: COMPARE_VENVS (default /work/venvs; cowrie and opencanary are pip-installed
 # there when absent), COMPARE_SECONDS (per run, default 15), COMPARE_CONNECTIONS (concurrent
-# clients, default 32), COMPARE_RUNS (default 3), COMPARE_NMAP (1 = also run nmap, default 1),
+# clients, default 32), COMPARE_ATTEMPTS_PER_CONNECTION (0 = keep the connection until the run
+# ends; 1 = a new SSH handshake per attempt), COMPARE_RUNS (default 3), COMPARE_NMAP (1 = also run nmap, default 1),
 # COMPARE_USER (unprivileged user for cowrie when run as root, default honeysens-bench).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENVS="${COMPARE_VENVS:-/work/venvs}"
 SECS="${COMPARE_SECONDS:-15}"
 CONN="${COMPARE_CONNECTIONS:-32}"
+PER_CONN="${COMPARE_ATTEMPTS_PER_CONNECTION:-0}"
 RUNS="${COMPARE_RUNS:-3}"
 NMAP="${COMPARE_NMAP:-1}"
 RUNUSER_NAME="${COMPARE_USER:-honeysens-bench}"
@@ -142,7 +144,7 @@ CFG
     id "$RUNUSER_NAME" >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "$RUNUSER_NAME"
     chown -R "$RUNUSER_NAME" "$d"
     spawn "$WORK/cowrie.out" env -C "$d" PATH="$VENVS/cowrie/bin:/usr/bin:/bin" COWRIE_STDOUT=yes \
-      runuser -u "$RUNUSER_NAME" -- "$VENVS/cowrie/bin/cowrie" start
+      "$(command -v runuser)" -u "$RUNUSER_NAME" -- "$VENVS/cowrie/bin/cowrie" start
   else
     spawn "$WORK/cowrie.out" env -C "$d" PATH="$VENVS/cowrie/bin:/usr/bin:/bin" COWRIE_STDOUT=yes \
       "$VENVS/cowrie/bin/cowrie" start
@@ -197,7 +199,7 @@ for name in "${targets[@]}"; do
   rates=(); peaks=(); cpus=(); errs=()
   for run in $(seq 1 "$RUNS"); do
     peak=0; t0=$(cpu_ticks "$pid")
-    "$LOAD" ssh --target "127.0.0.1:$port" --connections "$CONN" --seconds "$SECS" > "$WORK/load.out" 2>"$WORK/load.err" &
+    "$LOAD" ssh --target "127.0.0.1:$port" --connections "$CONN" --seconds "$SECS" --attempts-per-connection "$PER_CONN" > "$WORK/load.out" 2>"$WORK/load.err" &
     lp=$!
     while kill -0 "$lp" 2>/dev/null; do
       r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r
@@ -234,7 +236,7 @@ for name in "${targets[@]}"; do
 done
 
 echo
-echo "SSH password attempts, ${CONN} concurrent russh clients, ${SECS} s per run, median of ${RUNS} runs; $(nproc) CPUs, $(uname -r)"
+echo "SSH password attempts, ${CONN} concurrent russh clients (attempts per connection: ${PER_CONN/#0/unlimited}), ${SECS} s per run, median of ${RUNS} runs; $(nproc) CPUs, $(uname -r)"
 echo
 echo "| honeypot | clients | attempts/s | idle RSS MiB | peak RSS MiB | CPU ms / 100 attempts | errors | nmap -p- -T5 s | events logged during nmap |"
 echo "|---|---|---|---|---|---|---|---|---|"
