@@ -252,6 +252,7 @@ fn opencanary_fixture_lines_translate() {
         ("3000", "http.request"),
         ("3001", "http.login"),
         ("4001", "ssh.connect"),
+        ("5001", "conn.attempt"),
         ("4002", "ssh.login.failed"),
         ("6001", "telnet.login.failed"),
         ("6002", "telnet.connect"),
@@ -346,6 +347,13 @@ fn opencanary_fields_per_logtype() {
     assert_eq!(ev.type_code, "redis.command");
     assert!(has(&ev, "command: CONFIG GET") && has(&ev, "args: dir"));
 
+    // Port-scan lines (kernel LOG lines of a real nmap scan) carry their ports as strings.
+    let ev = first(r#""dst_port": "20002""#);
+    assert_eq!(ev.type_code, "conn.attempt");
+    assert_eq!((ev.source_port, ev.dest_port), (Some(49666), Some(20002)));
+    assert!(has(&ev, "detector: opencanary portscan") && has(&ev, "ttl: 50"));
+    assert_eq!(ev.summary, "SYN to port 20002");
+
     let ev = first(r#""logtype": 8001"#);
     assert!(has(&ev, "user: dbadmin"));
     let ev = first(r#""OPCODE": "READ""#);
@@ -377,6 +385,7 @@ fn malformed_lines_are_errors_not_panics() {
         r#"{"logtype":4002,"src_host":"10.0.0.1"}"#,
         r#"{"logtype":4002,"src_host":"10.0.0.1","utc_time":"2026-11-27T11:00:53"}"#,
         r#"{"logtype":4002,"src_host":"10.0.0.1","src_port":"x","utc_time":"2026-11-27 11:00:53.4"}"#,
+        r#"{"logtype":5001,"src_host":"10.0.0.1","dst_port":"65536","utc_time":"2026-11-27 11:00:53.4"}"#,
     ];
     for line in bad {
         assert!(

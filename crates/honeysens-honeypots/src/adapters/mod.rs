@@ -151,29 +151,25 @@ pub(crate) fn ip(field: &'static str, value: &str) -> Result<IpAddr, AdapterErro
     })
 }
 
-/// A port from a JSON number; `-1`, 0 and absent mean "none" (OpenCanary writes -1).
+/// A port from a JSON number or a numeric string (OpenCanary's port-scan lines carry strings);
+/// `-1`, 0 and absent mean "none" (OpenCanary writes -1 for internal messages).
 pub(crate) fn port(
     field: &'static str,
     v: Option<&serde_json::Value>,
 ) -> Result<Option<u16>, AdapterError> {
-    match v {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => match n.as_i64() {
-            Some(-1) | Some(0) => Ok(None),
-            Some(p) => u16::try_from(p)
-                .map(Some)
-                .map_err(|_| AdapterError::Invalid {
-                    field,
-                    value: n.to_string(),
-                }),
-            None => Err(AdapterError::Invalid {
-                field,
-                value: n.to_string(),
-            }),
-        },
-        Some(other) => Err(AdapterError::Invalid {
-            field,
-            value: other.to_string(),
-        }),
+    let invalid = |value: String| AdapterError::Invalid { field, value };
+    let n = match v {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| invalid(n.to_string()))?,
+        Some(serde_json::Value::String(s)) => {
+            s.trim().parse::<i64>().map_err(|_| invalid(s.clone()))?
+        }
+        Some(other) => return Err(invalid(other.to_string())),
+    };
+    match n {
+        -1 | 0 => Ok(None),
+        p => u16::try_from(p)
+            .map(Some)
+            .map_err(|_| invalid(p.to_string())),
     }
 }

@@ -12,7 +12,8 @@
 //! | 4001 | SSH client version | `ssh.connect` |
 //! | 4002 | SSH login attempt | `ssh.login.failed` |
 //! | 5000 | SMB file open | `honeypot.interaction` |
-//! | 5001–5005 | port scan (SYN, OS detection, NULL, XMAS, FIN) | `scan.host` |
+//! | 5001 | one logged SYN (iptables LOG, rate-limited) | `conn.attempt`: one packet is no scan yet; the server groups them |
+//! | 5002–5005 | nmap OS-detection, NULL, XMAS, FIN probe signatures | `scan.host` |
 //! | 6001 / 6002 | Telnet login / connection | `telnet.login.failed` / `telnet.connect` |
 //! | 8001 / 9003 | MySQL login / connection | `mysql.login.failed` / `conn.attempt` |
 //! | 9001, 9002 | MSSQL login (SQL / Windows auth) | `mssql.login.failed` |
@@ -84,7 +85,11 @@ pub fn translate(line: &str) -> Result<Option<IntakeEvent>, AdapterError> {
             "honeypot.interaction",
             format!("SMB file opened: {}", escape(&get("FILENAME"))),
         ),
-        5001..=5005 => ("scan.host", format!("port scan ({})", scan_kind(logtype))),
+        5001 => (
+            "conn.attempt",
+            format!("SYN to port {}", escape(&port_text(o))),
+        ),
+        5002..=5005 => ("scan.host", format!("port scan ({})", scan_kind(logtype))),
         6001 => (
             "telnet.login.failed",
             format!("Telnet login failed: {}", creds()),
@@ -165,6 +170,14 @@ pub fn translate(line: &str) -> Result<Option<IntakeEvent>, AdapterError> {
         "logtype",
         &logtype.to_string(),
     ));
+    if (5001..=5005).contains(&logtype) {
+        ev.details.push(detail(
+            ts,
+            DetailKind::Generic,
+            "detector",
+            "opencanary portscan",
+        ));
+    }
     let mut keys: Vec<&String> = data.keys().collect();
     // Credentials first, then the rest in a stable order.
     keys.sort_by_key(|k| (rank(k), k.to_ascii_lowercase()));
@@ -191,9 +204,13 @@ pub fn translate(line: &str) -> Result<Option<IntakeEvent>, AdapterError> {
     Ok(Some(ev))
 }
 
+/// `dst_port` as text, whether OpenCanary wrote a number or a string.
+fn port_text(o: &Map<String, Value>) -> String {
+    o.get("dst_port").and_then(value_text).unwrap_or_default()
+}
+
 fn scan_kind(logtype: i64) -> &'static str {
     match logtype {
-        5001 => "SYN",
         5002 => "nmap OS detection",
         5003 => "nmap NULL",
         5004 => "nmap XMAS",
