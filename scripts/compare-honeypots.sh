@@ -9,6 +9,7 @@
 #
 #   scripts/compare-honeypots.sh                      # cowrie and OpenCanary
 #   scripts/compare-honeypots.sh --target 'honeysens=target/debug/honeysens-honeypot ssh'
+#   scripts/compare-honeypots.sh --only honeysens --target 'honeysens=…'   # just that one
 #
 # A --target NAME=COMMAND is started with HONEYSENS_LISTEN=127.0.0.1:<port> and
 # HONEYSENS_INTAKE=unix:<dir>/intake.sock, where `ssh_load ack-sink` acknowledges every event
@@ -36,7 +37,10 @@ targets=(cowrie opencanary)
 declare -A custom_cmd=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --target) name="${2%%=*}"; custom_cmd[$name]="${2#*=}"; targets+=("$name"); shift 2 ;;
+    --target)
+      name="${2%%=*}"; custom_cmd[$name]="${2#*=}"
+      [[ " ${targets[*]} " == *" $name "* ]] || targets+=("$name")
+      shift 2 ;;
     --only) IFS=, read -r -a targets <<< "$2"; shift 2 ;;
     *) echo "usage: $0 [--only a,b] [--target NAME=COMMAND]..." >&2; exit 2 ;;
   esac
