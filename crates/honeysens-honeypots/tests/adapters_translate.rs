@@ -393,6 +393,13 @@ fn malformed_lines_are_errors_not_panics() {
             "opencanary accepted {line:?}"
         );
     }
+    // OpenCanary's "unimplemented method" line names the method in REQUEST_TYPE.
+    let ev = opencanary::translate(r#"{"logtype":3002,"src_host":"10.0.0.1","src_port":1,"dst_host":"10.0.0.2","dst_port":80,"utc_time":"2026-11-27 11:00:53.437248","logdata":{"PATH":"/x","REQUEST_TYPE":"PUT","USERAGENT":"<not supplied>"}}"#).unwrap().unwrap();
+    assert_eq!(
+        (ev.type_code.as_str(), ev.summary.as_str()),
+        ("http.request", "HTTP PUT /x")
+    );
+    assert!(has(&ev, "method: PUT"));
     // Unknown kinds: cowrie skips them; OpenCanary keeps them as a generic interaction.
     assert!(
         cowrie::translate(r#"{"eventid":"cowrie.future.thing"}"#)

@@ -62,7 +62,7 @@ pub fn translate(line: &str) -> Result<Option<IntakeEvent>, AdapterError> {
             let method = match logtype {
                 3000 => "GET".to_owned(),
                 _ => data
-                    .get("METHOD")
+                    .get("REQUEST_TYPE")
                     .and_then(value_text)
                     .unwrap_or_else(|| "request".into()),
             };
@@ -170,6 +170,12 @@ pub fn translate(line: &str) -> Result<Option<IntakeEvent>, AdapterError> {
         "logtype",
         &logtype.to_string(),
     ));
+    // The GET and login-form handlers do not log the method; the others log REQUEST_TYPE.
+    if let 3000 | 3001 = logtype {
+        let method = if logtype == 3000 { "GET" } else { "POST" };
+        ev.details
+            .push(detail(ts, DetailKind::Interaction, "method", method));
+    }
     if (5001..=5005).contains(&logtype) {
         ev.details.push(detail(
             ts,
@@ -237,6 +243,7 @@ fn key_name(k: &str) -> String {
         "LOCALVERSION" => "server_version".into(),
         "CMD" => "command".into(),
         "ARGS" => "args".into(),
+        "REQUEST_TYPE" => "method".into(),
         other => other
             .chars()
             .map(|c| {
