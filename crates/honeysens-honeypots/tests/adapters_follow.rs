@@ -57,6 +57,7 @@ impl Running {
                 .await
                 .unwrap_or_else(|_| panic!("only {} of {n} events arrived: {out:?}", out.len()))
                 .unwrap();
+            assert_eq!(ev.service.as_deref(), Some("ssh-cowrie"));
             let pw = ev
                 .details
                 .iter()
@@ -88,6 +89,7 @@ impl Running {
 fn opts(dir: &Path) -> FollowOptions {
     let mut o = FollowOptions::new(Format::Cowrie, dir.join("cowrie.json"));
     o.poll_interval = Duration::from_millis(50);
+    o.service = Some("ssh-cowrie".into());
     o
 }
 

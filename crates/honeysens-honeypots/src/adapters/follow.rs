@@ -32,6 +32,9 @@ pub struct FollowOptions {
     pub poll_interval: Duration,
     /// Longer lines are counted as malformed and skipped.
     pub max_line: usize,
+    /// Replaces the events' `service` (`cowrie`/`opencanary`), e.g. with the sensor service
+    /// name the agent passes in `HONEYSENS_SERVICE`.
+    pub service: Option<String>,
 }
 
 impl FollowOptions {
@@ -46,6 +49,7 @@ impl FollowOptions {
             state_file: state.into(),
             poll_interval: Duration::from_millis(250),
             max_line: 1 << 20,
+            service: None,
         }
     }
 }
@@ -302,6 +306,9 @@ async fn deliver(
         match opts.format.translate(text) {
             Ok(Some(mut ev)) => {
                 ev.uid = Some(line_uid(opts.format, c.dev, c.ino, line_offset, raw));
+                if let Some(s) = &opts.service {
+                    ev.service = Some(s.clone());
+                }
                 batch.push(ev);
             }
             Ok(None) => stats.skipped += 1,
