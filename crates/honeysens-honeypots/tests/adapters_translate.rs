@@ -419,3 +419,43 @@ fn malformed_lines_are_errors_not_panics() {
     assert!(has(&ev, &format!("command: {long}")));
     ev.into_event(SensorId(1)).unwrap();
 }
+
+#[test]
+fn truncated_and_mutated_real_lines_never_panic() {
+    // A cheap stand-in for the fuzz target (fuzz/fuzz_targets/adapter_lines.rs) in every test run:
+    // every prefix of every real line, and each line with a value swapped for odd JSON types.
+    let swaps = [
+        "null",
+        "-1",
+        "1e999",
+        "\"\"",
+        "[]",
+        "{}",
+        "\"\\u0000\"",
+        "99999999999999999999",
+    ];
+    for (_, line) in fixtures("cowrie").into_iter().chain(fixtures("opencanary")) {
+        for end in (0..line.len())
+            .filter(|&i| line.is_char_boundary(i))
+            .step_by(7)
+        {
+            let _ = cowrie::translate(&line[..end]);
+            let _ = opencanary::translate(&line[..end]);
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for key in v.as_object().unwrap().keys() {
+            for swap in swaps {
+                let mut m = v.clone();
+                m[key] = serde_json::from_str(swap).unwrap_or(serde_json::Value::Null);
+                let s = m.to_string();
+                for r in [cowrie::translate(&s), opencanary::translate(&s)] {
+                    if let Ok(Some(ev)) = r {
+                        // Whatever is accepted is a valid event.
+                        ev.into_event(SensorId(1))
+                            .unwrap_or_else(|e| panic!("{s}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
