@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adapters;
 pub mod error;
 pub mod sink;
 
