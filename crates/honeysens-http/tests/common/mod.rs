@@ -51,6 +51,7 @@ impl TestServer {
                     .unwrap(),
             ),
             public_endpoint: None,
+            max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
         };
         let server = Server::bind(store.clone(), ca.clone(), options)
             .await
