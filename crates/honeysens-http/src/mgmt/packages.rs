@@ -389,3 +389,34 @@ async fn register(
         revisions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn chunks(
+        n: usize,
+        size: usize,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, String>> + Unpin {
+        futures_util::stream::iter((0..n).map(move |_| Ok(bytes::Bytes::from(vec![7u8; size]))))
+    }
+
+    #[tokio::test]
+    async fn spool_is_bounded_and_cleans_up() {
+        // Exactly at the limit: kept; the file goes away with the guard.
+        let s = spool(chunks(4, 256), 1024).await.unwrap();
+        assert_eq!(std::fs::metadata(&s.path).unwrap().len(), 1024);
+        let path = s.path.clone();
+        drop(s);
+        assert!(!path.exists());
+        // One byte over: 413 (the guard removes the partial file on the way out).
+        let e = spool(chunks(5, 205), 1024).await.err().unwrap();
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "request.too_large")
+        );
+        let e = spool(chunks(0, 1), 1024).await.err().unwrap();
+        assert_eq!(e.code, "validation.failed");
+    }
+}
