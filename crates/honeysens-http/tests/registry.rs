@@ -753,3 +753,71 @@ async fn real_docker_save_is_accepted() {
     assert_eq!(file_in_layer(&gz, "hello"), PAYLOAD);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_sensors_read_the_registry_too() {
+    use honeysens_http::hmac;
+    let srv = TestServer::start(&[]).await;
+    let c = admin(&srv).await;
+    let up = c
+        .upload_service_package(
+            builder("h", "1", &[Architecture::Amd64])
+                .write(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let div = srv
+        .store
+        .create_division(&DivisionSpec { name: "d".into() })
+        .await
+        .unwrap()
+        .id;
+    let spec = SensorSpec {
+        auth: SensorAuthMode::Hmac,
+        ..SensorSpec::new("h1", div)
+    };
+    let id = srv.store.create_sensor(&spec).await.unwrap().id;
+    let secret = "a-long-random-sensor-secret-0123456789";
+    srv.store.set_sensor_secret(id, Some(secret)).await.unwrap();
+    let raw = srv.raw(None);
+    let get = |path: String, secret: &'static str| {
+        let raw = raw.clone();
+        let url = format!("{}{path}", srv.url);
+        async move {
+            let ts = honeysens_core::time::now().timestamp();
+            let nonce = hmac::new_nonce();
+            let sig = hmac::sign_request(secret.as_bytes(), id.0, ts, &nonce, "GET", &path, b"");
+            raw.get(url)
+                .header(hmac::SENSOR_HEADER, id.0.to_string())
+                .header(hmac::TIMESTAMP_HEADER, ts.to_string())
+                .header(hmac::NONCE_HEADER, nonce)
+                .header(hmac::SIGNATURE_HEADER, sig)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let digest = &up.revisions[0].spec.image_digest;
+    let r = get(format!("/v2/honeysens/h/manifests/{digest}"), secret).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key(hmac::SIGNATURE_HEADER));
+    let body = r.bytes().await.unwrap();
+    assert_eq!(oci::digest_of(&body), *digest);
+    let m: ImageManifest = serde_json::from_slice(&body).unwrap();
+    let r = get(
+        format!("/v2/honeysens/h/blobs/{}", m.layers[0].digest),
+        secret,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        oci::digest_of(&r.bytes().await.unwrap()),
+        m.layers[0].digest
+    );
+    // A wrong signature: 401 in the registry's format.
+    let r = get("/v2/".into(), "not-the-secret").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(oci_code(&r.bytes().await.unwrap()), "UNAUTHORIZED");
+    srv.stop().await;
+}
