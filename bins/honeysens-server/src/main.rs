@@ -110,6 +110,12 @@ enum RemoteCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Upload a service package (see `service-package`); prints the result as JSON.
+    ServiceUpload {
+        /// The package (tar or tar.gz).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -269,6 +275,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 } => remote::add_sensor(&settings, &target, &name, division, hmac, &out).await,
                 RemoteCommand::SensorConfig { id, out } => {
                     remote::sensor_config(&settings, &target, id, &out).await
+                }
+                RemoteCommand::ServiceUpload { file } => {
+                    remote::upload_service_package(&settings, &target, &file).await
                 }
             }
         }
