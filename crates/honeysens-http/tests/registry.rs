@@ -690,7 +690,21 @@ async fn real_docker_save_is_accepted() {
         "arm64" => Architecture::Arm64,
         _ => Architecture::Armhf,
     };
-    let srv = TestServer::start(&[]).await;
+    // On the Docker bridge's gateway address: the daemon refuses client certificates for
+    // loopback registries (it treats 127.0.0.0/8 as insecure and skips certs.d there).
+    let bridge = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "docker0"])
+        .output()
+        .unwrap();
+    // `4: docker0    inet 172.17.0.1/16 brd … scope global docker0`
+    let gateway: std::net::IpAddr = String::from_utf8_lossy(&bridge.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("the docker0 bridge has an IPv4 address");
+    let srv = TestServer::start_at(&[], gateway).await;
     let c = admin(&srv).await;
 
     // New layout: honeysens.json beside the docker-save files (flattened) …
@@ -751,7 +765,47 @@ async fn real_docker_save_is_accepted() {
         .await
         .unwrap();
     assert_eq!(file_in_layer(&gz, "hello"), PAYLOAD);
+
+    // Docker itself pulls the stored image from the registry with a sensor certificate.
+    let (_, issued) = cert_sensor(&srv).await;
+    let host = format!("{}", std::net::SocketAddr::new(gateway, srv.port));
+    let certs_dir = DockerCerts(std::path::PathBuf::from(format!(
+        "/etc/docker/certs.d/{host}"
+    )));
+    std::fs::create_dir_all(&certs_dir.0).unwrap();
+    std::fs::write(certs_dir.0.join("client.cert"), &issued.cert_pem).unwrap();
+    std::fs::write(certs_dir.0.join("client.key"), &issued.key_pem).unwrap();
+    std::fs::write(certs_dir.0.join("ca.crt"), srv.ca.cert_pem()).unwrap();
+    let pulled = DockerImage(format!("{host}/honeysens/docker:2"));
+    let name = pulled.0.clone();
+    let pull = tokio::task::spawn_blocking(move || {
+        Command::new("docker")
+            .args(["pull", &name])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        pull.status.success(),
+        "docker pull: {}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&pull.stdout);
+    assert!(
+        stdout.contains(&up2.revisions[0].spec.image_digest),
+        "{stdout}"
+    );
     srv.stop().await;
+}
+
+/// Removes a per-test Docker client certificate directory.
+struct DockerCerts(std::path::PathBuf);
+
+impl Drop for DockerCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
