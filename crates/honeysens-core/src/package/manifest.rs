@@ -169,6 +169,18 @@ impl PackageManifest {
                 }));
             }
         }
+        // The label is the registry tag, so it must follow the OCI tag grammar.
+        let tag_ok = self.revision.len() <= 128
+            && self.revision.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphanumeric() || c == '_' || (i > 0 && (c == '.' || c == '-'))
+            });
+        if !self.revision.is_empty() && !tag_ok {
+            e.add(
+                "revision",
+                "invalid_tag",
+                "must be an image tag: letters, digits, _ . - (not leading . or -), at most 128",
+            );
+        }
         if self.architectures.is_empty() {
             e.add(
                 "architectures",
@@ -257,6 +269,16 @@ mod tests {
                 ("portAssignment".to_owned(), "malformed"),
             ]
         );
+        let mut spaced = PackageManifest::from_json(
+            br#"{"name":"a","repository":"r","architectures":["amd64"],"revision":"1.0 beta"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            fields(spaced.validate().unwrap_err()),
+            vec![("revision".to_owned(), "invalid_tag")]
+        );
+        spaced.revision = "1.0-beta_2".into();
+        spaced.validate().unwrap();
         assert!(PackageManifest::from_metadata_xml(b"<other/>").is_err());
         assert!(PackageManifest::from_json(b"{").is_err());
     }
