@@ -875,3 +875,62 @@ async fn hmac_sensors_read_the_registry_too() {
     assert_eq!(oci_code(&r.bytes().await.unwrap()), "UNAUTHORIZED");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_revisions_releases_unshared_image_blobs() {
+    let srv = TestServer::start(&[]).await;
+    let c = admin(&srv).await;
+    // Two labels with identical images share every blob, manifest included.
+    let a = c
+        .upload_service_package(
+            builder("gc", "1", &[Architecture::Amd64])
+                .write(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let b = c
+        .upload_service_package(
+            builder("gc", "2", &[Architecture::Amd64])
+                .write(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let digest = a.revisions[0].spec.image_digest.clone();
+    assert_eq!(b.revisions[0].spec.image_digest, digest);
+    let hex = |d: &str| oci::sha256_hex(d).unwrap().to_owned();
+    let (_, mut rd) = srv.state.blobs.open(&hex(&digest)).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut rd, &mut bytes)
+        .await
+        .unwrap();
+    let m: ImageManifest = serde_json::from_slice(&bytes).unwrap();
+    let blobs: Vec<String> = [
+        digest.clone(),
+        m.config.digest.clone(),
+        m.layers[0].digest.clone(),
+    ]
+    .iter()
+    .map(|d| hex(d))
+    .collect();
+    let present = |blobs: Vec<String>| {
+        let st = srv.state.clone();
+        async move {
+            let mut n = 0;
+            for b in &blobs {
+                if st.blobs.stat(b).await.unwrap().is_some() {
+                    n += 1;
+                }
+            }
+            n
+        }
+    };
+    c.delete_service_revision(a.service.id, a.revisions[0].id)
+        .await
+        .unwrap();
+    assert_eq!(present(blobs.clone()).await, 3, "still used by revision 2");
+    c.delete_service(a.service.id).await.unwrap();
+    assert_eq!(present(blobs).await, 0, "released with the last revision");
+    srv.stop().await;
+}

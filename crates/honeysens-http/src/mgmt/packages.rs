@@ -390,6 +390,75 @@ async fn register(
     })
 }
 
+/// The blobs (hex) of the image whose manifest is `manifest_digest`: the manifest, its
+/// configuration and its layers. A missing or unreadable manifest yields what is known.
+async fn image_blobs(st: &AppState, manifest_digest: &str) -> Vec<String> {
+    let Some(hex) = package::oci::sha256_hex(manifest_digest) else {
+        return vec![];
+    };
+    let mut out = vec![hex.to_owned()];
+    let Ok((info, reader)) = st.blobs.open(hex).await else {
+        return out;
+    };
+    let mut bytes = Vec::new();
+    // Manifests are small; a huge "manifest" is not ours and is left alone.
+    if info.size > 4 * 1024 * 1024
+        || tokio::io::AsyncReadExt::read_to_end(
+            &mut tokio::io::AsyncReadExt::take(reader, info.size),
+            &mut bytes,
+        )
+        .await
+        .is_err()
+    {
+        return out;
+    }
+    if let Ok(m) = serde_json::from_slice::<package::oci::ImageManifest>(&bytes) {
+        for d in std::iter::once(&m.config).chain(&m.layers) {
+            if let Some(h) = package::oci::sha256_hex(&d.digest) {
+                out.push(h.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Removes the blobs of images (by manifest digest) whose revisions were deleted, except
+/// those another revision's image or a firmware revision still uses. Failures are logged:
+/// a leftover blob costs space, never correctness.
+pub(crate) async fn release_images(st: &AppState, removed: &[String]) {
+    let mut candidates = std::collections::BTreeSet::new();
+    for d in removed {
+        candidates.extend(image_blobs(st, d).await);
+    }
+    if candidates.is_empty() {
+        return;
+    }
+    let mut used = std::collections::BTreeSet::new();
+    let collected: Result<(), Error> = async {
+        for s in st.store.list_services().await? {
+            for r in st.store.list_service_revisions(s.id).await? {
+                used.extend(image_blobs(st, &r.spec.image_digest).await);
+            }
+        }
+        for p in st.store.list_platforms().await? {
+            for f in st.store.list_firmware(p.id).await? {
+                used.insert(f.spec.storage_key);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = collected {
+        tracing::warn!(error = %e, "cannot tell which image blobs are still used; keeping them");
+        return;
+    }
+    for hex in candidates.difference(&used) {
+        if let Err(e) = st.blobs.delete(hex).await {
+            tracing::warn!(error = %e, blob = %hex, "cannot remove an unused image blob");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
