@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "log_format",
     "crl_refresh_secs",
+    "max_service_package_mib",
 ];
 
 /// How log lines are written.
@@ -58,6 +59,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How often the CRL is rebuilt from the store, in seconds.
     pub crl_refresh_secs: u64,
+    /// Largest service package accepted by `POST /api/services/packages`, in MiB.
+    pub max_service_package_mib: u64,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Text,
             crl_refresh_secs: 60,
+            max_service_package_mib: 1024,
         }
     }
 }
@@ -129,6 +133,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crl_refresh_secs: Option<u64>,
+    /// Largest service package upload in MiB [env: HONEYSENS_MAX_SERVICE_PACKAGE_MIB]
+    /// [default: 1024].
+    #[arg(long, global = true, value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_service_package_mib: Option<u64>,
 }
 
 impl Settings {
@@ -168,6 +177,11 @@ impl Settings {
         }
         if self.crl_refresh_secs == 0 {
             return Err(AppError::usage("crl_refresh_secs must be at least 1"));
+        }
+        if self.max_service_package_mib == 0 || self.max_service_package_mib > 1024 * 1024 {
+            return Err(AppError::usage(
+                "max_service_package_mib must be between 1 and 1048576",
+            ));
         }
         for name in &self.hostnames {
             if name.parse::<IpAddr>().is_err() && !valid_dns_name(name) {

@@ -13,6 +13,7 @@ mod admin;
 mod config;
 mod error;
 mod files;
+mod package;
 mod remote;
 mod serve;
 mod setup;
@@ -65,6 +66,8 @@ enum Command {
     /// Sensors.
     #[command(subcommand)]
     Sensor(SensorCommand),
+    /// Build a service package from a honeypot binary (no Docker needed).
+    ServicePackage(package::PackageArgs),
     /// Manage a running server through its API (token in HONEYSENS_TOKEN).
     Remote {
         /// Server URL [default: https://<listen address, 0.0.0.0 as 127.0.0.1>].
@@ -106,6 +109,12 @@ enum RemoteCommand {
         /// Where to write the bundle.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Upload a service package (see `service-package`); prints the result as JSON.
+    ServiceUpload {
+        /// The package (tar or tar.gz).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
     },
 }
 
@@ -207,11 +216,16 @@ fn init_logging(format: LogFormat, serve: bool) {
 }
 
 async fn run(cli: Cli) -> Result<(), AppError> {
+    if let Some(Command::ServicePackage(args)) = &cli.command {
+        // Needs no settings, store or logging: a pure file transformation.
+        return package::service_package(args);
+    }
     let settings = Settings::load(&cli.global)?;
     let command = cli.command.unwrap_or(Command::Serve);
     init_logging(settings.log_format, matches!(command, Command::Serve));
     match command {
         Command::Serve => serve::serve(&settings).await,
+        Command::ServicePackage(args) => package::service_package(&args),
         Command::Migrate => admin::migrate(&settings).await,
         Command::Healthcheck { url, ca, timeout } => {
             let timeout = Duration::from_secs(timeout.max(1));
@@ -261,6 +275,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 } => remote::add_sensor(&settings, &target, &name, division, hmac, &out).await,
                 RemoteCommand::SensorConfig { id, out } => {
                     remote::sensor_config(&settings, &target, id, &out).await
+                }
+                RemoteCommand::ServiceUpload { file } => {
+                    remote::upload_service_package(&settings, &target, &file).await
                 }
             }
         }

@@ -66,6 +66,25 @@ pub async fn list_sensors(settings: &Settings, target: &Target<'_>) -> Result<()
     }
 }
 
+/// `remote service-upload`: uploads a service package and prints the answer (service,
+/// whether it was created, the new revisions with their image digests) as JSON.
+pub async fn upload_service_package(
+    settings: &Settings,
+    target: &Target<'_>,
+    file: &Path,
+) -> Result<(), AppError> {
+    let bytes = tokio::fs::read(file)
+        .await
+        .map_err(|e| AppError::with(format!("cannot read {}", file.display()), &e))?;
+    let c = client(settings, target)?;
+    let answer = c
+        .upload_service_package(bytes)
+        .await
+        .map_err(|e| failed("cannot upload the package", &e))?;
+    println!("{}", serde_json::to_string(&answer).unwrap_or_default());
+    Ok(())
+}
+
 /// `remote sensor-add`: creates a sensor and writes its configuration bundle (mode 0600).
 pub async fn add_sensor(
     settings: &Settings,

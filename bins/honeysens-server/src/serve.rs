@@ -70,6 +70,7 @@ async fn run(settings: &Settings, store: Arc<dyn Store>, signals: Signals) -> Re
                 .map_err(|e| AppError::with("cannot open the blob directory", &e))?,
         ),
         public_endpoint: settings.public_endpoint(),
+        max_service_package: settings.max_service_package_mib * 1024 * 1024,
     };
     let server = Server::bind(store.clone(), ca, options)
         .await

@@ -22,6 +22,7 @@ pub mod blob;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod package;
 pub mod password;
 pub mod pki;
 pub mod protocol;

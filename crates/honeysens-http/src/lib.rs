@@ -9,7 +9,8 @@
 //! divisions, users, contacts, sensors and their configuration bundles, platforms and
 //! firmware, services and assignments, settings, audit log; OpenAPI at `/api/openapi.json`);
 //! [`client::SensorClient`], the sensor's client; and [`mgmt_client::ManagementClient`], the
-//! typed management client. The read-only registry and the console arrive with later issues.
+//! typed management client; [`registry`], the read-only OCI registry at `/v2/` that serves
+//! service images to sensors. The console arrives with a later issue.
 //!
 //! ```no_run
 //! # async fn demo(store: std::sync::Arc<dyn honeysens_core::Store>) -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +29,7 @@
 //!     shutdown_grace: std::time::Duration::from_secs(8),
 //!     blobs: Arc::new(honeysens_store::FsBlobStore::open_dir("./data/blobs").await?),
 //!     public_endpoint: None,
+//!     max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
 //! };
 //! let server = Server::bind(store, ca, options).await?;
 //! println!("listening on https://{}", server.local_addr()?);
@@ -45,6 +47,7 @@ pub mod inprocess;
 pub mod mgmt;
 pub mod mgmt_client;
 pub mod proxy_header;
+pub mod registry;
 pub mod server;
 pub mod status_writer;
 pub mod tls;

@@ -4,7 +4,7 @@
 use crate::hmac::NonceCache;
 use crate::mgmt::throttle::LoginThrottle;
 use crate::tls::{self, TlsError, TlsMaterial};
-use crate::{api, auth, mgmt};
+use crate::{api, auth, mgmt, registry};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -75,6 +75,9 @@ pub struct ServerOptions {
     /// The address sensors reach this server at, written into their configuration bundles;
     /// `None`: the host the administrator used to download the bundle.
     pub public_endpoint: Option<ServerEndpoint>,
+    /// Largest service package `POST /api/services/packages` accepts, in bytes
+    /// (default [`mgmt::packages::DEFAULT_MAX_PACKAGE`]).
+    pub max_service_package: u64,
 }
 
 /// The TLS configuration in force, swapped atomically when the CRL changes.
@@ -151,6 +154,8 @@ pub struct AppState {
     pub cache: Arc<crate::cache::HotCache>,
     /// Group commit of status reports.
     pub status_writer: crate::status_writer::StatusWriter,
+    /// Largest service package accepted (see [`ServerOptions::max_service_package`]).
+    pub max_service_package: u64,
 }
 
 /// A bound, not yet running server.
@@ -178,6 +183,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::system_routes())
         .merge(sensor)
+        .merge(registry::routes(state.clone()))
         .merge(mgmt)
         .route(
             "/api/openapi.json",
@@ -238,6 +244,7 @@ impl Server {
             blobs: options.blobs,
             public_endpoint: options.public_endpoint,
             cache: Arc::new(crate::cache::HotCache::default()),
+            max_service_package: options.max_service_package,
         };
         let listener = TcpListener::bind(options.listen).await?;
         Ok(Server {

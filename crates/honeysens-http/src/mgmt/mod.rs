@@ -7,6 +7,7 @@ pub mod access;
 pub mod contacts;
 pub mod directory;
 pub mod openapi;
+pub mod packages;
 pub mod page;
 pub mod platforms;
 pub mod principal;
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sensors::router())
         .merge(platforms::router())
         .merge(services::router())
+        .merge(packages::router())
         .merge(settings::router())
 }
 

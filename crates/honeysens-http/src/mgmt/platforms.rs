@@ -440,10 +440,21 @@ pub(crate) async fn firmware_response(
 #[schema(value_type = String, format = Binary)]
 pub struct FirmwareImage(pub Vec<u8>);
 
-/// A response body read from a blob, chunk by chunk, with its exact length.
-struct ReaderBody {
+/// A response body read from a blob, chunk by chunk, with its exact length (also used by
+/// the registry).
+pub(crate) struct ReaderBody {
     reader: BlobReader,
     remaining: u64,
+}
+
+impl ReaderBody {
+    /// A body of exactly `size` bytes from `reader`.
+    pub(crate) fn new(reader: BlobReader, size: u64) -> ReaderBody {
+        ReaderBody {
+            reader,
+            remaining: size,
+        }
+    }
 }
 
 impl hyper::body::Body for ReaderBody {

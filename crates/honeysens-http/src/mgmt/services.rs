@@ -1,7 +1,8 @@
 //! Honeypot services, their revisions and the sensor × service assignment matrix.
 //!
 //! Services are global: every logged-in user reads them; only admins remove services and
-//! revisions (uploads come with the image registry). Assignments are division-scoped through
+//! revisions (uploads: [`super::packages`]); the image blobs of deleted revisions go when no
+//! other revision uses them. Assignments are division-scoped through
 //! their sensor: admins change any, managers those of sensors of their divisions; everybody
 //! reads the assignments of the sensors they can see. Role is checked first (403), then the
 //! sensor's division (404 `sensor.not_found` for non-members, as for a missing sensor).
@@ -76,7 +77,15 @@ pub async fn delete_service(
         .filter(|a| a.service_id == id)
         .map(|a| a.sensor_id)
         .collect();
+    let images: Vec<String> = st
+        .store
+        .list_service_revisions(id)
+        .await?
+        .into_iter()
+        .map(|r| r.spec.image_digest)
+        .collect();
     st.store.delete_service(id).await?;
+    super::packages::release_images(&st, &images).await;
     audit(
         &st,
         &p,
@@ -136,6 +145,7 @@ pub async fn delete_service_revision(
         }
     }
     st.store.delete_service_revision(revision_id).await?;
+    super::packages::release_images(&st, std::slice::from_ref(&revision.spec.image_digest)).await;
     audit(
         &st,
         &p,

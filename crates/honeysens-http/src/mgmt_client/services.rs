@@ -2,6 +2,7 @@
 
 use super::ManagementClient;
 use crate::client::ClientError;
+use crate::mgmt::packages::PackageUploaded;
 use crate::mgmt::page::{PageQuery, Paged};
 use crate::mgmt::services::{AssignService, AssignmentMatrix, AssignmentQuery};
 use honeysens_core::ids::{SensorId, ServiceId, ServiceRevisionId};
@@ -12,6 +13,20 @@ impl ManagementClient {
     /// `GET /api/services`.
     pub async fn list_services(&self, page: &PageQuery) -> Result<Paged<Service>, ClientError> {
         self.get_query("/api/services", page).await
+    }
+
+    /// `POST /api/services/packages`: imports a service package (tar or tar.gz, see
+    /// `docs/services.md`), creating the service or adding a revision.
+    pub async fn upload_service_package(
+        &self,
+        package: Vec<u8>,
+    ) -> Result<PackageUploaded, ClientError> {
+        self.send(
+            Method::POST,
+            "/api/services/packages",
+            Some((package, "application/x-tar")),
+        )
+        .await
     }
 
     /// `GET /api/services/{id}`.

@@ -26,6 +26,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(trusted_proxies: &[&str]) -> TestServer {
+        Self::start_at(trusted_proxies, "127.0.0.1".parse().unwrap()).await
+    }
+
+    /// Like [`TestServer::start`], listening on `ip` (also in the server certificate).
+    pub async fn start_at(trusted_proxies: &[&str], ip: IpAddr) -> TestServer {
         let db = std::env::temp_dir().join(format!("hs-http-{}.db", uuid::Uuid::new_v4().simple()));
         let store =
             honeysens_store::open(&format!("sqlite://{}", db.display()), &Default::default())
@@ -37,10 +42,10 @@ impl TestServer {
                 .unwrap(),
         );
         let cert = ca
-            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap(), ip])
             .unwrap();
         let options = ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: std::net::SocketAddr::new(ip, 0),
             tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
             trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
             crl_refresh: Duration::from_secs(3600),
@@ -51,6 +56,7 @@ impl TestServer {
                     .unwrap(),
             ),
             public_endpoint: None,
+            max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
         };
         let server = Server::bind(store.clone(), ca.clone(), options)
             .await
@@ -67,7 +73,7 @@ impl TestServer {
                 .unwrap();
         });
         TestServer {
-            url: format!("https://127.0.0.1:{port}"),
+            url: format!("https://{}", std::net::SocketAddr::new(ip, port)),
             port,
             store,
             ca,

@@ -1,10 +1,11 @@
 //! Matrix cases of the services endpoints.
 
-use crate::{Case, ROLES, World, case};
+use crate::{Body, Case, ROLES, World, case};
 use honeysens_core::ids::{DivisionId, SensorId, ServiceId, ServiceRevisionId};
 use honeysens_core::model::{
     Architecture, SensorSpec, ServiceAssignment, ServiceRevisionSpec, ServiceSpec,
 };
+use honeysens_core::package::{ImageSpec, PackageBuilder, PackageManifest, RootfsFile};
 use reqwest::Method;
 use serde_json::json;
 
@@ -79,7 +80,42 @@ pub async fn cases(w: &World, i: usize, via: &str) -> Vec<Case> {
 
     let assign_path = |s: SensorId| format!("/api/sensors/{s}/services/{svc}");
     let tpl = "/api/sensors/{id}/services/{service_id}";
+    let package = PackageBuilder::new(
+        PackageManifest {
+            name: format!("pkg-{tag}"),
+            repository: format!("honeysens/pkg-{tag}"),
+            description: String::new(),
+            architectures: vec![Architecture::Amd64],
+            revision: "1.0".into(),
+            revision_description: String::new(),
+            port_assignment: Default::default(),
+            catch_all: false,
+            raw_network_access: false,
+        },
+        vec![ImageSpec {
+            architecture: Architecture::Amd64,
+            files: vec![RootfsFile {
+                path: "bin/x".into(),
+                mode: 0o755,
+                contents: b"x".to_vec(),
+            }],
+            entrypoint: vec!["/bin/x".into()],
+            cmd: vec![],
+            env: vec![],
+            exposed_ports: vec![],
+        }],
+    )
+    .write(Vec::new())
+    .unwrap();
+
     vec![
+        Case {
+            method: Method::POST,
+            template: "/api/services/packages",
+            path: "/api/services/packages".into(),
+            body: Body::Raw(package, "application/x-tar".into()),
+            expect: [201, 403, 403],
+        },
         case(
             Method::GET,
             "/api/services",
