@@ -12,8 +12,13 @@
 //!   inbound TCP/UDP connection is redirected to.
 
 use honeysens_core::model::{Architecture, ServiceStatus};
-use honeysens_core::protocol::ServiceTarget;
+use honeysens_core::protocol::{ServiceTarget, Transport};
 use ipnet::Ipv4Net;
+use std::sync::Arc;
+
+pub mod docker;
+pub mod firewall;
+pub mod image;
 
 /// What the sensor should run now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,12 @@ pub trait ContainerRuntime: Send + Sync {
     /// whole: a service that cannot run is reported as `error` with its reason, the others
     /// still run. Returns one status per planned service, for the next status report.
     async fn reconcile(&self, plan: &ServicePlan) -> Vec<ServiceStatus>;
+
+    /// The agent's connection to its server, handed over at start and whenever it changes
+    /// (runtimes that download images from the server use it). Default: ignored.
+    fn use_transport(&self, transport: Arc<dyn Transport>) {
+        let _ = transport;
+    }
 
     /// Stops every service and removes what the runtime set up (networks, firewall rules).
     async fn shutdown(&self);
