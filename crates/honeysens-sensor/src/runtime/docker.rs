@@ -572,6 +572,13 @@ impl Inner {
             }
         }
 
+        // First: a range change recreates the network and removes the containers on it, so
+        // the list below is what is left.
+        let network = if wanted.iter().any(|s| !s.raw_network_access) {
+            self.ensure_network(plan.service_network).await.err()
+        } else {
+            None
+        };
         let existing = match self.owned_containers().await {
             Ok(c) => c,
             Err(e) => {
@@ -602,11 +609,6 @@ impl Inner {
             }
         }
 
-        let network = if wanted.iter().any(|s| !s.raw_network_access) {
-            self.ensure_network(plan.service_network).await.err()
-        } else {
-            None
-        };
         let gw = gateway(&plan.service_network);
 
         let mut catch_all = None;
