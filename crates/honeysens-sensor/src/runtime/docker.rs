@@ -207,8 +207,8 @@ fn gateway(net: &Ipv4Net) -> Option<Ipv4Addr> {
 
 impl DockerRuntime {
     /// Connects to the engine (API version negotiated), prepares the work directory and
-    /// resets the firewall table (a crashed agent's rules are dropped; `reconcile` recreates
-    /// what is needed).
+    /// resets the firewall table (a crashed agent's rules are replaced; `reconcile` adds the
+    /// catch-all).
     pub async fn connect(
         opts: DockerOptions,
         source: Arc<dyn ImageSource>,
@@ -227,7 +227,14 @@ impl DockerRuntime {
         let firewall = match &opts.nft_table {
             Some(t) => {
                 let fw = Firewall::new(t)?;
-                fw.remove().await?;
+                // Replaces what a killed agent left; the intake is guarded from the start,
+                // the catch-all follows with the first reconcile.
+                fw.apply(&FirewallRules {
+                    bridge: Some(opts.bridge_name()),
+                    intake_port: opts.intake_port,
+                    ..Default::default()
+                })
+                .await?;
                 Some(fw)
             }
             None => None,

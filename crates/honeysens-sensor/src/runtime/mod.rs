@@ -73,6 +73,9 @@ pub trait ContainerRuntime: Send + Sync {
         let _ = transport;
     }
 
-    /// Stops every service and removes what the runtime set up (networks, firewall rules).
+    /// Called when the agent stops: removes what the runtime set up around its services
+    /// (firewall rules). Whether the services stop too is the runtime's documented choice —
+    /// the Docker runtime keeps its containers running by default and adopts them at the
+    /// next start; a runtime whose services live in the agent's process stops them.
     async fn shutdown(&self);
 }
