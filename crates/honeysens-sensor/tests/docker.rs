@@ -676,6 +676,16 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
     opts.catch_all_port = free_port();
     let protected = free_port();
     opts.protected_tcp_ports.insert(protected);
+    // The agent's TCP intake on all addresses, as the binary runs it with Docker.
+    let intake = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let intake_port = intake.local_addr().unwrap().port();
+    opts.intake_port = Some(intake_port);
+    std::thread::spawn(move || {
+        for conn in intake.incoming().flatten() {
+            let mut conn = conn;
+            let _ = std::io::Write::write_all(&mut conn, b"intake\n");
+        }
+    });
     let rt = DockerRuntime::connect(opts.clone(), source)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -726,10 +736,28 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // A port the agent keeps for itself is not redirected (nothing listens there).
-    let got = tokio::task::spawn_blocking(move || from_ns(protected))
+    let got = tokio::task::spawn_blocking({
+        let f = from_ns.clone();
+        move || f(protected)
+    })
+    .await
+    .unwrap_or_default();
+    assert_eq!(got, "", "protected port {protected} must not be redirected");
+
+    // The intake answers locally but is closed to the outside (dropped, not redirected).
+    let local = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", intake_port)).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(local.trim(), "intake");
+    let got = tokio::task::spawn_blocking(move || from_ns(intake_port))
         .await
         .unwrap_or_default();
-    assert_eq!(got, "", "protected port {protected} must not be redirected");
+    assert_eq!(got, "", "the intake must not be reachable from outside");
 
     rt.shutdown().await;
     let listed = sh(&["nft", "list", "table", "inet", &table]);
