@@ -794,3 +794,33 @@ async fn services_are_reconciled_and_their_status_reported() {
     agent.shutdown().await;
     assert!(runtime.shut_down.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+/// `--runtime docker` without a reachable engine: a clear error at start, nothing half-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runtime_without_engine_fails_clearly() {
+    let srv = Srv::new("nodocker").await;
+    let (admin, division) = srv.admin().await;
+    let (_, bundle) = srv.enrol(&admin, division, "nd").await;
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(srv.dir.join("state-nd"))
+        .args(["--runtime", "docker", "--docker-socket"])
+        .arg(srv.dir.join("no-such-docker.sock"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("docker runtime"), "{err}");
+    // An unknown runtime is refused by the argument parser.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bundle)
+        .args(["--runtime", "podman"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("podman"));
+}
