@@ -197,6 +197,19 @@ fn fake_digest(seed: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(seed.as_bytes())))
 }
 
+/// Stands in for the agent's TCP intake on all addresses (as the binary runs it with
+/// Docker): answers `intake` to every connection. Its port.
+fn intake_stub() -> u16 {
+    let intake = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = intake.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in intake.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut conn, b"intake\n");
+        }
+    });
+    port
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -284,7 +297,7 @@ async fn lifecycle_create_adopt_replace_move_and_remove() {
     });
     let net: Ipv4Net = "10.231.17.0/24".parse().unwrap_or_else(|e| panic!("{e}"));
     let host_port = free_port();
-    let intake_port = free_port();
+    let intake_port = intake_stub();
     let digest = fake_digest("life-1");
     let mut ssh = service(&g, "ssh", "1", &digest);
     ssh.port_assignment.insert("2222/tcp".into(), host_port);
@@ -322,6 +335,23 @@ async fn lifecycle_create_adopt_replace_move_and_remove() {
         "{env}"
     );
     assert!(env.contains("HONEYSENS_SERVICE=ssh"), "{env}");
+    // The container reaches the agent's intake at the gateway.
+    let out = sh(&[
+        "docker",
+        "exec",
+        &cname,
+        BUSYBOX,
+        "nc",
+        "-w",
+        "5",
+        "10.231.17.1",
+        &intake_port.to_string(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "intake",
+        "{out:?}"
+    );
     let ip = inspect(
         &cname,
         &format!(
@@ -676,16 +706,8 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
     opts.catch_all_port = free_port();
     let protected = free_port();
     opts.protected_tcp_ports.insert(protected);
-    // The agent's TCP intake on all addresses, as the binary runs it with Docker.
-    let intake = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let intake_port = intake.local_addr().unwrap().port();
+    let intake_port = intake_stub();
     opts.intake_port = Some(intake_port);
-    std::thread::spawn(move || {
-        for conn in intake.incoming().flatten() {
-            let mut conn = conn;
-            let _ = std::io::Write::write_all(&mut conn, b"intake\n");
-        }
-    });
     let rt = DockerRuntime::connect(opts.clone(), source)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -702,6 +724,24 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
     assert_eq!(
         inspect(&cname, "{{.HostConfig.NetworkMode}}").as_deref(),
         Some("host")
+    );
+    // A host-network service reaches the agent's intake at the service network's gateway.
+    let env = inspect(&cname, "{{json .Config.Env}}").unwrap_or_default();
+    let intake_addr = format!("10.231.21.1:{intake_port}");
+    assert!(
+        env.contains(&format!("HONEYSENS_INTAKE=tcp:{intake_addr}")),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("HONEYSENS_CATCHALL_PORT={}", opts.catch_all_port)),
+        "{env}"
+    );
+    let (ip, port) = intake_addr.split_once(':').unwrap();
+    let out = sh(&["docker", "exec", &cname, BUSYBOX, "nc", "-w", "5", ip, port]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "intake",
+        "{out:?}"
     );
     // The listener runs on the host (host network) on the catch-all port.
     assert_eq!(

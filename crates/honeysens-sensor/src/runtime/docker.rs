@@ -581,7 +581,8 @@ impl Inner {
 
         // First: a range change recreates the network and removes the containers on it, so
         // the list below is what is left.
-        let network = if wanted.iter().any(|s| !s.raw_network_access) {
+        // Host-network services need it too: its gateway is where they reach the intake.
+        let network = if !wanted.is_empty() {
             self.ensure_network(plan.service_network).await.err()
         } else {
             None
