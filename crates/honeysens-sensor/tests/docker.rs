@@ -784,6 +784,36 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
     .unwrap_or_default();
     assert_eq!(got, "", "protected port {protected} must not be redirected");
 
+    // UDP too: a datagram to an unclaimed port arrives at the catch-all port (the test
+    // listens there itself; the container's busybox only speaks TCP).
+    let udp = std::net::UdpSocket::bind(("0.0.0.0", opts.catch_all_port)).unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut received = None;
+    for _ in 0..10 {
+        let (ns, host_ip) = (ns.clone(), host_ip.clone());
+        tokio::task::spawn_blocking(move || {
+            // busybox nc has no UDP mode here; bash's /dev/udp sends one datagram.
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "bash", "-c"])
+                .arg(format!(
+                    "echo udp-probe > /dev/udp/{host_ip}/{}",
+                    unmapped + 1
+                ))
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, from)) = udp.recv_from(&mut buf) {
+            received = Some((String::from_utf8_lossy(&buf[..n]).trim().to_owned(), from));
+            break;
+        }
+    }
+    let (text, from) = received.expect("the UDP datagram was not redirected");
+    assert_eq!(text, "udp-probe");
+    assert_eq!(from.ip().to_string(), peer_ip);
+
     // The intake answers locally but is closed to the outside (dropped, not redirected).
     let local = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", intake_port)).unwrap();
