@@ -889,15 +889,37 @@ impl Inner {
             networking_config: networking,
             ..Default::default()
         };
-        // A leftover with our name but without our labels (a crash between create and label
-        // is impossible, but a manual one is not) would block the create.
-        let _ = self
-            .docker
-            .remove_container(
-                container_name,
-                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
-            )
-            .await;
+        // A container with our name but not ours (made by hand, or left without labels)
+        // would block the create: an unlabelled one goes, another runtime's is an error.
+        if let Ok(c) = self.docker.inspect_container(container_name, None).await {
+            let owner = c
+                .config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get(LABEL_OWNER).cloned());
+            match owner {
+                Some(o) if o != self.opts.network => {
+                    return (
+                        status(
+                            &s.name,
+                            ServiceState::Error,
+                            Some(format!(
+                                "container name {container_name} is used by runtime {o}"
+                            )),
+                        ),
+                        None,
+                    );
+                }
+                _ => {
+                    let _ = self
+                        .docker
+                        .remove_container(
+                            container_name,
+                            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                        )
+                        .await;
+                }
+            }
+        }
         let created = match self
             .docker
             .create_container(
