@@ -4,11 +4,19 @@
 //! server (`GET /api/sensors/{id}/config` or `honeysens-server remote sensor-add`); `status`
 //! prints what the running (or last) agent knows. Logs go to stdout; SIGTERM and Ctrl-C stop
 //! it gracefully (intake closed, one last upload, spool kept for the next start).
+//!
+//! `--runtime docker` runs the assigned honeypot services as Docker containers (images from
+//! the server's registry); they keep running when the agent stops and are adopted at the next
+//! start. With it, the TCP intake defaults to `0.0.0.0:9000` (containers reach it through the
+//! service network's gateway; the agent's nftables table keeps it closed to the outside).
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use honeysens_core::protocol::{SensorBundle, Transport};
 use honeysens_http::client::{SensorAuth, SensorClient};
 use honeysens_sensor::agent::{AgentConfig, Connection, STATUS_FILE, TransportFactory};
+use honeysens_sensor::runtime::ContainerRuntime;
+use honeysens_sensor::runtime::docker::{DockerOptions, DockerRuntime};
+use honeysens_sensor::runtime::image::RegistryImageSource;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +55,22 @@ enum Command {
         /// Poll every this many seconds instead of the server's update interval.
         #[arg(long, value_name = "SECS")]
         poll_every: Option<u64>,
+        /// How the assigned honeypot services run.
+        #[arg(
+            long,
+            value_enum,
+            env = "HONEYSENS_SENSOR_RUNTIME",
+            default_value = "none"
+        )]
+        runtime: RuntimeKind,
+        /// The Docker engine's socket (`--runtime docker`).
+        #[arg(
+            long,
+            value_name = "PATH",
+            env = "HONEYSENS_SENSOR_DOCKER_SOCKET",
+            default_value = "/var/run/docker.sock"
+        )]
+        docker_socket: String,
     },
     /// Print what the agent knows: server, last poll, spool depth, services.
     Status {
@@ -59,6 +83,39 @@ enum Command {
         )]
         state_dir: PathBuf,
     },
+}
+
+/// The service runtimes the binary offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    /// No services run; the server's assignment is only shown in the status.
+    None,
+    /// Docker containers.
+    Docker,
+}
+
+/// The TCP intake port containers are told to use when `--intake-tcp` is not given.
+const DEFAULT_INTAKE_PORT: u16 = 9000;
+
+/// Builds the runtime chosen on the command line.
+async fn make_runtime(
+    kind: RuntimeKind,
+    docker_socket: &str,
+    state_dir: &std::path::Path,
+    intake_port: Option<u16>,
+) -> Result<Option<Arc<dyn ContainerRuntime>>, String> {
+    match kind {
+        RuntimeKind::None => Ok(None),
+        RuntimeKind::Docker => {
+            let mut opts = DockerOptions::new(state_dir.join("images"));
+            opts.socket = docker_socket.to_owned();
+            opts.intake_port = intake_port;
+            let rt = DockerRuntime::connect(opts, Arc::new(RegistryImageSource))
+                .await
+                .map_err(|e| format!("docker runtime: {e}"))?;
+            Ok(Some(Arc::new(rt)))
+        }
+    }
 }
 
 /// HTTPS transports from the connection settings.
@@ -89,12 +146,29 @@ async fn run(
     intake_tcp: Option<SocketAddr>,
     interface: Option<String>,
     poll_every: Option<u64>,
+    runtime: RuntimeKind,
+    docker_socket: String,
 ) -> Result<(), String> {
     let raw =
         std::fs::read(&config).map_err(|e| format!("cannot read {}: {e}", config.display()))?;
     let bundle: SensorBundle = serde_json::from_slice(&raw)
         .map_err(|e| format!("{} is not a sensor bundle: {e}", config.display()))?;
+    let intake_tcp = match (intake_tcp, runtime) {
+        (None, RuntimeKind::Docker) => Some(SocketAddr::from((
+            std::net::Ipv4Addr::UNSPECIFIED,
+            DEFAULT_INTAKE_PORT,
+        ))),
+        (other, _) => other,
+    };
+    let rt = make_runtime(
+        runtime,
+        &docker_socket,
+        &state_dir,
+        intake_tcp.map(|a| a.port()),
+    )
+    .await?;
     let mut cfg = AgentConfig::new(bundle, state_dir);
+    cfg.runtime = rt;
     cfg.tcp_listen = intake_tcp;
     cfg.interface = interface;
     cfg.poll_every = poll_every.map(|s| Duration::from_secs(s.max(1)));
@@ -161,7 +235,20 @@ async fn main() -> ExitCode {
             intake_tcp,
             interface,
             poll_every,
-        } => run(config, state_dir, intake_tcp, interface, poll_every).await,
+            runtime,
+            docker_socket,
+        } => {
+            run(
+                config,
+                state_dir,
+                intake_tcp,
+                interface,
+                poll_every,
+                runtime,
+                docker_socket,
+            )
+            .await
+        }
         Command::Status { state_dir } => status(state_dir),
     };
     match result {

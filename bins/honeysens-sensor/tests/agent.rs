@@ -656,3 +656,172 @@ async fn renewed_certificate_is_persisted_and_used_after_restart() {
     .await;
     agent.terminate();
 }
+
+/// Records what the agent asks of its runtime and answers `running` for every service.
+#[derive(Default)]
+struct RecordingRuntime {
+    plans: std::sync::Mutex<Vec<honeysens_sensor::runtime::ServicePlan>>,
+    transports: std::sync::atomic::AtomicUsize,
+    shut_down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl honeysens_sensor::runtime::ContainerRuntime for RecordingRuntime {
+    async fn reconcile(
+        &self,
+        plan: &honeysens_sensor::runtime::ServicePlan,
+    ) -> Vec<honeysens_core::model::ServiceStatus> {
+        self.plans.lock().unwrap().push(plan.clone());
+        plan.services
+            .iter()
+            .map(|s| honeysens_core::model::ServiceStatus {
+                name: s.name.clone(),
+                state: honeysens_core::model::ServiceState::Running,
+                error: None,
+            })
+            .collect()
+    }
+
+    fn use_transport(&self, _: Arc<dyn honeysens_core::protocol::Transport>) {
+        self.transports
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn shutdown(&self) {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The agent hands the assigned services (this host's architecture only) to its runtime
+/// after each poll and reports the runtime's statuses to the server with the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_reconciled_and_their_status_reported() {
+    use honeysens_core::model::{
+        Architecture, ServiceAssignment, ServiceRevisionSpec, ServiceSpec, ServiceState,
+    };
+    let Some(arch) = honeysens_sensor::runtime::host_architecture() else {
+        eprintln!("SKIPPED: no service architecture for this host");
+        return;
+    };
+    let other = if arch == Architecture::Amd64 {
+        Architecture::Arm64
+    } else {
+        Architecture::Amd64
+    };
+    let srv = Srv::new("runtime").await;
+    let (admin, division) = srv.admin().await;
+    let created = admin
+        .create_sensor(&SensorSpec::new("rt", division))
+        .await
+        .unwrap();
+    let id = created.sensor.id;
+    let svc = srv
+        .store
+        .create_service(&ServiceSpec {
+            name: "ssh".into(),
+            repository: "honeysens/ssh".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    for (revision, architecture) in [("1", arch), ("9", other)] {
+        srv.store
+            .add_service_revision(&ServiceRevisionSpec {
+                service_id: svc.id,
+                revision: revision.into(),
+                architecture,
+                description: String::new(),
+                port_assignment: [("2222/tcp".to_owned(), 22)].into_iter().collect(),
+                catch_all: false,
+                raw_network_access: false,
+                image_digest: format!("sha256:{}", "b".repeat(64)),
+            })
+            .await
+            .unwrap();
+    }
+    srv.store
+        .assign_service(&ServiceAssignment {
+            sensor_id: id,
+            service_id: svc.id,
+            revision: None,
+        })
+        .await
+        .unwrap();
+
+    let runtime = Arc::new(RecordingRuntime::default());
+    let mut config =
+        honeysens_sensor::agent::AgentConfig::new(created.bundle, srv.dir.join("state-rt"));
+    config.poll_every = Some(Duration::from_millis(200));
+    config.unix_socket = None;
+    config.runtime = Some(runtime.clone());
+    let agent =
+        honeysens_sensor::agent::start(config, Arc::new(InProcess(srv.state.clone().unwrap())))
+            .await
+            .unwrap();
+    assert_eq!(
+        runtime.transports.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the runtime gets the transport at start"
+    );
+    wait_until(
+        "a reported service status",
+        Duration::from_secs(20),
+        || async {
+            admin
+                .sensor_status(id, None)
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| {
+                    r.services
+                        .iter()
+                        .any(|s| s.name == "ssh" && s.state == ServiceState::Running)
+                })
+        },
+    )
+    .await;
+    let plan = runtime.plans.lock().unwrap()[0].clone();
+    let got: Vec<(String, String, Architecture)> = plan
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), s.revision.clone(), s.architecture))
+        .collect();
+    assert_eq!(got, [("ssh".to_owned(), "1".to_owned(), arch)]);
+    assert_eq!(plan.service_network.to_string(), "10.10.10.0/24");
+    let status = agent.status();
+    assert_eq!(status.service_states.len(), 1);
+    assert_eq!(status.service_states[0].state, ServiceState::Running);
+    agent.shutdown().await;
+    assert!(runtime.shut_down.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// `--runtime docker` without a reachable engine: a clear error at start, nothing half-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runtime_without_engine_fails_clearly() {
+    let srv = Srv::new("nodocker").await;
+    let (admin, division) = srv.admin().await;
+    let (_, bundle) = srv.enrol(&admin, division, "nd").await;
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(srv.dir.join("state-nd"))
+        .args(["--runtime", "docker", "--docker-socket"])
+        .arg(srv.dir.join("no-such-docker.sock"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("docker runtime"), "{err}");
+    // An unknown runtime is refused by the argument parser.
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bundle)
+        .args(["--runtime", "podman"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("podman"));
+}

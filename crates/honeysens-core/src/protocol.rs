@@ -223,6 +223,29 @@ pub trait Transport: Send + Sync {
     async fn poll(&self, status: &StatusRequest) -> Result<StatusResponse, TransportError>;
     /// Uploads events, each one serialised JSON object in the event schema.
     async fn upload_events(&self, events: &[Vec<u8>]) -> Result<EventUploadResult, TransportError>;
+
+    /// Downloads `GET <path>` (a sensor API path such as `/v2/<repository>/blobs/<digest>`)
+    /// into `dest`, streamed, asking for one of the `accept` media types (none: anything).
+    /// The caller checks what it got (digest, size): downloads are content-addressed.
+    /// Transports without file downloads answer [`TransportError::Unsupported`].
+    async fn download(
+        &self,
+        path: &str,
+        accept: &[&str],
+        dest: &std::path::Path,
+    ) -> Result<Downloaded, TransportError> {
+        let _ = (accept, dest);
+        Err(TransportError::Unsupported(format!("download of {path}")))
+    }
+}
+
+/// What [`Transport::download`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The answer's `Content-Type`, if it had one.
+    pub content_type: Option<String>,
+    /// Bytes written.
+    pub size: u64,
 }
 
 /// Why a [`Transport`] call failed.
@@ -243,6 +266,12 @@ pub enum TransportError {
     /// The answer could not be understood.
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// This transport cannot do that (e.g. file downloads in process).
+    #[error("not supported by this transport: {0}")]
+    Unsupported(String),
+    /// A local file could not be written.
+    #[error("local I/O: {0}")]
+    Io(String),
 }
 
 /// Version of the [`SensorBundle`] format.

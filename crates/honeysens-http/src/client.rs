@@ -5,7 +5,8 @@ use crate::hmac;
 use crate::tls;
 use honeysens_core::ids::SensorId;
 use honeysens_core::protocol::{
-    EventUploadResult, SensorSelf, StatusRequest, StatusResponse, Transport, TransportError,
+    Downloaded, EventUploadResult, SensorSelf, StatusRequest, StatusResponse, Transport,
+    TransportError,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -106,7 +107,13 @@ pub enum ClientError {
     /// The answer did not parse.
     #[error("malformed response: {0}")]
     Decode(String),
+    /// A local file could not be written.
+    #[error("local I/O: {0}")]
+    Io(String),
 }
+
+/// Longest a [`SensorClient::download_to`] may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl ClientError {
     /// The error of a non-2xx answer, from its `{"error": …}` body when there is one.
@@ -246,6 +253,59 @@ impl SensorClient {
         serde_json::from_slice(&answer).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `GET path` streamed into `dest` (created or truncated), asking for one of the `accept`
+    /// media types. Signed in HMAC mode like every request; the answer's signature is not
+    /// checked (it would need the whole body in memory first): downloads are content-addressed
+    /// and the caller verifies the digest. A failed download leaves a partial `dest` behind.
+    pub async fn download_to(
+        &self,
+        path: &str,
+        accept: &[&str],
+        dest: &std::path::Path,
+    ) -> Result<Downloaded, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            // Image layers can be large and a sensor's uplink slow: the client's 60 s total
+            // timeout is for API calls, not for this.
+            .timeout(DOWNLOAD_TIMEOUT);
+        if !accept.is_empty() {
+            req = req.header(reqwest::header::ACCEPT, accept.join(", "));
+        }
+        if let SensorAuth::Hmac { sensor_id, secret } = &self.auth {
+            let ts = honeysens_core::time::now().timestamp();
+            let n = hmac::new_nonce();
+            let sig = hmac::sign_request(secret.as_bytes(), sensor_id.0, ts, &n, "GET", path, &[]);
+            req = req
+                .header(hmac::SENSOR_HEADER, sensor_id.0.to_string())
+                .header(hmac::TIMESTAMP_HEADER, ts.to_string())
+                .header(hmac::NONCE_HEADER, &n)
+                .header(hmac::SIGNATURE_HEADER, sig);
+        }
+        let mut resp = req.send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await?;
+            return Err(ClientError::from_answer(status.as_u16(), &bytes));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let io = |e: std::io::Error| ClientError::Io(format!("{}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut size = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            file.write_all(&chunk).await.map_err(io)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await.map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        Ok(Downloaded { content_type, size })
+    }
+
     /// Sends a request, signing it (and checking the answer's signature) in HMAC mode.
     pub async fn call(
         &self,
@@ -319,6 +379,7 @@ fn transport_error(e: ClientError) -> TransportError {
             code: format!("tls: {m}"),
         },
         ClientError::Decode(m) => TransportError::Malformed(m),
+        ClientError::Io(m) => TransportError::Io(m),
     }
 }
 
@@ -345,5 +406,16 @@ impl Transport for SensorClient {
             .await
             .map_err(transport_error)?;
         serde_json::from_slice(&answer).map_err(|e| TransportError::Malformed(e.to_string()))
+    }
+
+    async fn download(
+        &self,
+        path: &str,
+        accept: &[&str],
+        dest: &std::path::Path,
+    ) -> Result<Downloaded, TransportError> {
+        self.download_to(path, accept, dest)
+            .await
+            .map_err(transport_error)
     }
 }

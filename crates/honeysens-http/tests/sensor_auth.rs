@@ -586,3 +586,80 @@ async fn openssl_s_client_with_and_without_a_sensor_certificate() {
     let _ = std::fs::remove_dir_all(&dir);
     srv.stop().await;
 }
+
+/// `SensorClient::download` (the `Transport` method the Docker runtime fetches registry blobs
+/// with) against the real server: HMAC-signed GET of a sensor path streamed into a file,
+/// byte for byte, and refusals as `TransportError::Refused`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_streams_a_sensor_path_into_a_file() {
+    use honeysens_core::model::{PlatformSpec, Role};
+    use honeysens_core::protocol::{Transport, TransportError};
+    use honeysens_http::mgmt::platforms::FirmwareMetadata;
+
+    let srv = TestServer::start(&[]).await;
+    srv.user("admin", Role::Admin, vec![]).await;
+    let admin = srv.login("admin").await;
+    let platform = admin
+        .create_platform(&PlatformSpec {
+            name: "docker_x86".into(),
+            title: "Docker (x86)".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    // Several chunks' worth, so the body really streams.
+    let bytes: Vec<u8> = (0..(2 * 1024 * 1024 + 333))
+        .map(|i: usize| (i as u8).wrapping_mul(7))
+        .collect();
+    let fw = admin
+        .upload_firmware(
+            platform.id,
+            &FirmwareMetadata {
+                version: "1.0.0".into(),
+                description: "image".into(),
+                changelog: vec![],
+                sha256: None,
+            },
+            bytes.clone(),
+        )
+        .await
+        .unwrap();
+
+    let id = srv.sensor("dl", SensorAuthMode::Hmac).await;
+    let secret = "a-long-random-sensor-secret-download-0123";
+    srv.store.set_sensor_secret(id, Some(secret)).await.unwrap();
+    let client = srv.sensor_client(SensorAuth::Hmac {
+        sensor_id: id,
+        secret: secret.into(),
+    });
+    let dir = std::env::temp_dir().join(format!("hs-download-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("fw.img");
+    let path = format!("/api/sensors/firmware/{}", fw.id);
+    let got = Transport::download(&client, &path, &["application/octet-stream"], &dest)
+        .await
+        .unwrap();
+    assert_eq!(got.size, bytes.len() as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+
+    // Unknown path and wrong secret: refused, not retried as "unavailable".
+    let e = Transport::download(&client, "/api/sensors/firmware/999999", &[], &dest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, TransportError::Refused { status: 404, .. }),
+        "{e}"
+    );
+    let wrong = srv.sensor_client(SensorAuth::Hmac {
+        sensor_id: id,
+        secret: "guess".into(),
+    });
+    let e = Transport::download(&wrong, &path, &[], &dest)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, TransportError::Refused { status: 401, .. }),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

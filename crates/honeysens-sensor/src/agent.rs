@@ -7,6 +7,7 @@
 
 use crate::intake::Intake;
 use crate::poller;
+use crate::runtime::ContainerRuntime;
 use crate::spool::{Spool, SpoolOptions};
 use crate::uploader::{self, UploadOptions, UploadStats};
 use honeysens_core::ids::SensorId;
@@ -113,12 +114,15 @@ pub struct AgentStatus {
     pub rejected: u64,
     /// Services the server wants on this sensor (name/revision).
     pub services: Vec<String>,
+    /// How each service runs (from the container runtime; empty without one).
+    #[serde(default)]
+    pub service_states: Vec<honeysens_core::model::ServiceStatus>,
     /// Network changes applied at the last poll.
     pub network_changes: Vec<String>,
 }
 
 /// Everything the agent needs to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AgentConfig {
     /// The configuration bundle from the server.
     pub bundle: SensorBundle,
@@ -138,6 +142,28 @@ pub struct AgentConfig {
     pub spool: SpoolOptions,
     /// Batch window of the upload.
     pub batch_window: Duration,
+    /// Runs the honeypot services the server assigns; `None`: services are only listed in
+    /// the status. Reconciled after every successful poll; on shutdown the runtime releases
+    /// what it set up (the Docker runtime keeps its containers running by default and adopts
+    /// them at the next start).
+    pub runtime: Option<Arc<dyn ContainerRuntime>>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("bundle", &self.bundle)
+            .field("state_dir", &self.state_dir)
+            .field("unix_socket", &self.unix_socket)
+            .field("tcp_listen", &self.tcp_listen)
+            .field("interface", &self.interface)
+            .field("resolv_conf", &self.resolv_conf)
+            .field("poll_every", &self.poll_every)
+            .field("spool", &self.spool)
+            .field("batch_window", &self.batch_window)
+            .field("runtime", &self.runtime.is_some())
+            .finish()
+    }
 }
 
 impl AgentConfig {
@@ -155,6 +181,7 @@ impl AgentConfig {
             poll_every: None,
             spool: SpoolOptions::default(),
             batch_window: Duration::from_millis(200),
+            runtime: None,
         }
     }
 }
@@ -230,6 +257,7 @@ pub struct RunningAgent {
     tasks: Vec<JoinHandle<()>>,
     listeners: Vec<JoinHandle<()>>,
     spool: Arc<Spool>,
+    runtime: Option<Arc<dyn ContainerRuntime>>,
 }
 
 impl std::fmt::Debug for RunningAgent {
@@ -262,6 +290,9 @@ impl RunningAgent {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(rt) = &self.runtime {
+            rt.shutdown().await;
         }
         if let Some(p) = &self.unix_socket {
             let _ = std::fs::remove_file(p);
@@ -308,6 +339,9 @@ pub async fn start(
         read_json(&config.state_dir.join(STATE_FILE))?.unwrap_or_default();
     let conn = connection(&config.bundle, &persisted);
     let transport = factory.connect(&conn).map_err(AgentError::Connect)?;
+    if let Some(rt) = &config.runtime {
+        rt.use_transport(transport.clone());
+    }
     let (transport_tx, transport_rx) = watch::channel(transport);
 
     let spool_dir = config.state_dir.join("spool");
@@ -384,5 +418,6 @@ pub async fn start(
         tasks,
         listeners,
         spool,
+        runtime: config.runtime.clone(),
     })
 }

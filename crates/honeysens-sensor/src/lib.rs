@@ -7,8 +7,9 @@
 //! the desired state from the answer ([`poller`]: network settings through netlink
 //! ([`netconf`]), server address, proxy, certificate renewal). It talks to the server through
 //! a [`honeysens_core::protocol::Transport`]: HTTPS from `honeysens-http` in the reference
-//! binary, or in-process when embedded. Honeypot services as Docker containers and the
-//! built-in Rust honeypots arrive with the services issue.
+//! binary, or in-process when embedded. The honeypot services the server assigns run through
+//! a [`runtime::ContainerRuntime`] (Docker: [`runtime::docker`]; catch-all rules:
+//! [`runtime::firewall`]), reconciled after every poll.
 //!
 //! ```no_run
 //! # async fn demo(bundle: honeysens_core::protocol::SensorBundle,

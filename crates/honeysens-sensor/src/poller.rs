@@ -42,6 +42,35 @@ pub struct PollContext {
     pub poll_now: Arc<Notify>,
 }
 
+/// Brings the services in line with the desired state (when the agent has a runtime).
+async fn reconcile_services(
+    ctx: &PollContext,
+    desired: &DesiredState,
+) -> Vec<honeysens_core::model::ServiceStatus> {
+    let Some(rt) = &ctx.config.runtime else {
+        return Vec::new();
+    };
+    let Some(arch) = crate::runtime::host_architecture() else {
+        tracing::error!(
+            arch = std::env::consts::ARCH,
+            "no service images exist for this architecture"
+        );
+        return Vec::new();
+    };
+    let plan = crate::runtime::ServicePlan::for_architecture(
+        &desired.services,
+        desired.service_network,
+        arch,
+    );
+    let statuses = rt.reconcile(&plan).await;
+    for s in &statuses {
+        if let Some(e) = &s.error {
+            tracing::warn!(service = %s.name, error = %e, "service not running");
+        }
+    }
+    statuses
+}
+
 /// Polls at once, then every interval, until `stop` turns true.
 pub async fn run(mut ctx: PollContext, mut stop: watch::Receiver<bool>) {
     #[cfg(target_os = "linux")]
@@ -63,7 +92,8 @@ pub async fn run(mut ctx: PollContext, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let outcome = poll_once(&ctx).await;
+        let services = ctx.status.borrow().service_states.clone();
+        let outcome = poll_once(&ctx, services).await;
         let mut status = ctx.status.borrow().clone();
         status.last_poll_at = Some(now());
         match outcome {
@@ -79,6 +109,8 @@ pub async fn run(mut ctx: PollContext, mut stop: watch::Receiver<bool>) {
                         .iter()
                         .map(|s| format!("{}/{}", s.name, s.revision))
                         .collect();
+                    // Reported with the next poll.
+                    status.service_states = reconcile_services(&ctx, desired).await;
                     #[cfg(target_os = "linux")]
                     if let Some(n) = net.as_mut() {
                         match n.apply(&desired.network, desired.mac.as_deref()).await {
@@ -127,7 +159,10 @@ pub async fn run(mut ctx: PollContext, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn poll_once(ctx: &PollContext) -> Result<StatusResponse, String> {
+async fn poll_once(
+    ctx: &PollContext,
+    services: Vec<honeysens_core::model::ServiceStatus>,
+) -> Result<StatusResponse, String> {
     let (free_memory_mb, disk_total_mb, disk_used_mb) = resources(&ctx.config.state_dir);
     let request = StatusRequest {
         timestamp: now(),
@@ -138,8 +173,8 @@ async fn poll_once(ctx: &PollContext) -> Result<StatusResponse, String> {
         disk_used_mb,
         agent_version: AGENT_VERSION.to_owned(),
         firmware_version: None,
-        // Honeypot services are reported once the container runtime runs them.
-        services: Vec::new(),
+        // As the runtime reported them after the previous poll.
+        services,
         spool_depth: ctx.spool.stats().depth,
         csr: None,
     };
@@ -174,6 +209,9 @@ fn apply_connection(ctx: &mut PollContext, answer: &StatusResponse) -> Result<()
     if conn != ctx.connection {
         let transport = ctx.factory.connect(&conn)?;
         tracing::info!(server = ?conn.server, "connection settings changed");
+        if let Some(rt) = &ctx.config.runtime {
+            rt.use_transport(transport.clone());
+        }
         ctx.transport.send_replace(transport);
         ctx.connection = conn;
     }

@@ -12,8 +12,13 @@
 //!   inbound TCP/UDP connection is redirected to.
 
 use honeysens_core::model::{Architecture, ServiceStatus};
-use honeysens_core::protocol::ServiceTarget;
+use honeysens_core::protocol::{ServiceTarget, Transport};
 use ipnet::Ipv4Net;
+use std::sync::Arc;
+
+pub mod docker;
+pub mod firewall;
+pub mod image;
 
 /// What the sensor should run now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,15 @@ pub trait ContainerRuntime: Send + Sync {
     /// still run. Returns one status per planned service, for the next status report.
     async fn reconcile(&self, plan: &ServicePlan) -> Vec<ServiceStatus>;
 
-    /// Stops every service and removes what the runtime set up (networks, firewall rules).
+    /// The agent's connection to its server, handed over at start and whenever it changes
+    /// (runtimes that download images from the server use it). Default: ignored.
+    fn use_transport(&self, transport: Arc<dyn Transport>) {
+        let _ = transport;
+    }
+
+    /// Called when the agent stops: removes what the runtime set up around its services
+    /// (firewall rules). Whether the services stop too is the runtime's documented choice —
+    /// the Docker runtime keeps its containers running by default and adopts them at the
+    /// next start; a runtime whose services live in the agent's process stops them.
     async fn shutdown(&self);
 }
