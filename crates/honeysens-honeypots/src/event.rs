@@ -63,6 +63,19 @@ pub fn detail(ev: &mut IntakeEvent, interaction: bool, key: &str, value: impl st
     });
 }
 
+/// Appends a detail line whose value is already escaped to one line (see [`escape_bytes`]).
+pub fn detail_escaped(ev: &mut IntakeEvent, interaction: bool, key: &str, escaped: String) {
+    ev.details.push(EventDetail {
+        timestamp: chrono::Utc::now(),
+        kind: if interaction {
+            DetailKind::Interaction
+        } else {
+            DetailKind::Generic
+        },
+        data: format!("{key}: {escaped}"),
+    });
+}
+
 /// An IPv4-mapped IPv6 address (dual-stack listener) as the IPv4 address it is.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -7,7 +7,7 @@
 //! dir`, `SLAVEOF`, `MODULE LOAD`): harmless canned answers, nothing is stored or executed.
 //! With [`RedisConfig::require_auth`] every command but `AUTH` is answered `-NOAUTH`.
 
-use crate::event::{Reporter, detail, escape_bytes, new_event, one_line, truncate};
+use crate::event::{Reporter, detail, detail_escaped, escape_bytes, new_event, one_line, truncate};
 use crate::sink::EventSink;
 use crate::{Error, Shutdown};
 use honeysens_core::model::Protocol;
@@ -237,9 +237,9 @@ async fn session(
         if events <= config.max_command_events {
             let mut ev = event(
                 "redis.command",
-                format!("Redis command {}", one_line(truncate(&line, 200))),
+                format!("Redis command {}", truncate(&line, 200)),
             );
-            detail(&mut ev, true, "command", truncate(&line, 8192));
+            detail_escaped(&mut ev, true, "command", truncate(&line, 8192).to_owned());
             reporter.report(ev);
         } else if events == config.max_command_events + 1 {
             tracing::info!(%peer, "redis: further commands of this connection are not reported");

@@ -195,7 +195,10 @@ pub fn open() -> std::io::Result<OwnedFd> {
         &nix::sys::time::TimeVal::new(0, 300_000),
     )?;
     // A scan is a burst of tens of thousands of frames: a large buffer avoids drops.
-    let _ = setsockopt(&fd, sockopt::RcvBuf, &(8 << 20));
+    // (beyond net.core.rmem_max needs CAP_NET_ADMIN; fall back to what is allowed).
+    if setsockopt(&fd, sockopt::RcvBufForce, &(16 << 20)).is_err() {
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &(16 << 20));
+    }
     Ok(fd)
 }
 

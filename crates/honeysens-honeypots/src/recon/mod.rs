@@ -14,7 +14,7 @@
 pub mod aggregate;
 pub mod capture;
 
-use crate::event::{detail, escape_bytes, new_event};
+use crate::event::{detail, detail_escaped, escape_bytes, new_event};
 use crate::sink::EventSink;
 use crate::{Error, Shutdown};
 use aggregate::{Aggregator, Observation, Report, Thresholds, Transport, port_ranges};
@@ -302,7 +302,7 @@ pub fn to_event(service: &str, report: Report) -> IntakeEvent {
                 if connected { "yes" } else { "no" },
             );
             if let Some(p) = payload {
-                detail(&mut ev, true, "payload", escape_bytes(&p));
+                detail_escaped(&mut ev, true, "payload", escape_bytes(&p));
             }
             ev
         }
