@@ -20,6 +20,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+/// The scans run one at a time: two full-speed nmap runs on a 2-core CI machine would only
+/// make each other slow.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Recon {
     rx: mpsc::Receiver<IntakeEvent>,
     shutdown: Shutdown,
@@ -109,6 +117,7 @@ fn nmap_syn_scan_of_every_port_is_exactly_one_scan_event() {
     if !require(true, &["ip", "nmap"]) {
         return;
     }
+    let _serial = serial();
     let pair = NetnsPair::new("syn");
     let mut recon = start_recon(
         &pair.sensor,
@@ -143,6 +152,7 @@ fn redirected_connections_are_attempts_with_original_port_and_a_connect_scan_is_
     if !require(true, &["ip", "nmap", "nft"]) {
         return;
     }
+    let _serial = serial();
     let pair = NetnsPair::new("sT");
     // The agent's redirect of every unclaimed port to the catch-all port, in miniature.
     let rules = "table ip hs_test {\n chain pre {\n  type nat hook prerouting priority dstnat;\n  iifname \"hs0\" tcp dport != 4000 redirect to :4000\n }\n}\n";
