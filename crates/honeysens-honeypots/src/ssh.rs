@@ -14,7 +14,7 @@ use crate::event::{Reporter, detail, new_event, one_line};
 use crate::sink::EventSink;
 use crate::{Error, Shutdown};
 use honeysens_core::model::Protocol;
-use russh::keys::{Algorithm, HashAlg, PrivateKey};
+use russh::keys::{HashAlg, PrivateKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, SshId};
 use std::net::SocketAddr;
@@ -112,8 +112,14 @@ pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, Error> {
     if path.exists() {
         return PrivateKey::read_openssh_file(path).map_err(|e| err(e.to_string()));
     }
-    let key =
-        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| err(e.to_string()))?;
+    // ring's generator reports failure instead of panicking (rand's thread RNG panics when it
+    // cannot initialise, e.g. in a static binary without /dev).
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| err("no system randomness to generate a key".into()))?;
+    let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+        &seed,
+    ));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
@@ -288,6 +294,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
     }
 }
 
+/// A refusal that keeps both methods on offer, like OpenSSH: a russh default refusal drops the
+/// refused method, which would stop a brute-forcer after one password per connection.
+fn keep_going() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(
+            &[MethodKind::Password, MethodKind::PublicKey][..],
+        )),
+        partial_success: false,
+    }
+}
+
 struct Conn {
     config: Arc<SshConfig>,
     reporter: Reporter,
@@ -414,7 +431,7 @@ impl russh::server::Handler for Conn {
             self.user = user.to_owned();
             Ok(Auth::Accept)
         } else {
-            Ok(Auth::reject())
+            Ok(keep_going())
         }
     }
 
@@ -434,7 +451,7 @@ impl russh::server::Handler for Conn {
         detail(&mut ev, false, "key_type", offer.algorithm.as_str());
         detail(&mut ev, false, "client", self.client());
         self.reporter.report(ev);
-        Ok(Auth::reject())
+        Ok(keep_going())
     }
 
     async fn channel_open_session(

@@ -107,7 +107,7 @@ async fn openssh_password_key_and_version_only_connections_are_recorded() {
 
     // Password attempt.
     let mut cmd = Command::new("sshpass");
-    cmd.args(["-p", "S3cret! pw", "ssh"])
+    cmd.args(["-p", "S3cret! pw", "ssh", "-v"])
         .args(ssh_args(s.port))
         .args([
             "-o",
@@ -121,6 +121,17 @@ async fn openssh_password_key_and_version_only_connections_are_recorded() {
         ]);
     let out = blocking(cmd).await;
     assert!(!out.status.success(), "the login must be refused");
+    // Password stays on offer after a refusal, as with a real OpenSSH server, so brute-forcers
+    // keep trying on the same connection (sshpass itself gives up after one prompt).
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    let offers = verbose
+        .lines()
+        .filter(|l| l.contains("Authentications that can continue") && l.contains("password"))
+        .count();
+    assert!(
+        offers >= 2,
+        "password not offered after the refusal: {verbose}"
+    );
     let ev = wait_for(&mut s.rx, T, |e| e.type_code == "ssh.login.failed")
         .await
         .expect("no ssh.login.failed");

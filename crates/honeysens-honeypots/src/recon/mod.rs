@@ -28,6 +28,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+/// Most redirected connections held open at once waiting for their first bytes.
+const MAX_READERS: usize = 1024;
+
 /// Most payload bytes kept of a redirected connection.
 const MAX_PAYLOAD: usize = 2048;
 
@@ -126,17 +129,18 @@ pub async fn run(config: ReconConfig, sink: EventSink, shutdown: Shutdown) -> Re
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
             obs = rx.recv() => match obs {
                 Some(o) => agg.observe(Instant::now(), o),
+                None if shutdown.is_cancelled() => break,
                 None => {
-                    // Neither capture nor listener: nothing to watch.
-                    if config.listen.is_none() && capture_thread.is_none() {
-                        return Err(Error::Config(
-                            "recon has neither packet capture nor a listener".into(),
-                        ));
-                    }
-                    break;
+                    // Every input is gone: neither capture nor listener, or the capture failed.
+                    return Err(Error::Config(if capture_thread.is_none() {
+                        "recon has neither packet capture nor a listener".into()
+                    } else {
+                        "recon's packet capture stopped (see the log)".into()
+                    }));
                 }
             },
             _ = tick.tick() => {
@@ -177,6 +181,7 @@ async fn accept_loop(
     read_timeout: Duration,
     shutdown: Shutdown,
 ) {
+    let readers = Arc::new(tokio::sync::Semaphore::new(MAX_READERS));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -185,10 +190,18 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let tx = tx.clone();
+                // Under a connection flood, record connections without waiting for payloads.
+                let permit = readers.clone().try_acquire_owned().ok();
+                let wait = if permit.is_some() {
+                    read_timeout
+                } else {
+                    Duration::ZERO
+                };
                 tokio::spawn(async move {
-                    if let Some(obs) = handle_conn(stream, peer, read_timeout).await {
+                    if let Some(obs) = handle_conn(stream, peer, wait).await {
                         let _ = tx.send(obs).await;
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {
