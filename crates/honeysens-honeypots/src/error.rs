@@ -18,6 +18,20 @@ pub enum Error {
     /// The sink was closed.
     #[error("the event sink is closed")]
     Closed,
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The SSH host key could not be loaded, generated or stored.
+    #[error("SSH host key {path}: {message}")]
+    HostKey {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Socket or file I/O failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -5,6 +5,12 @@
 //! honeypots into HoneySens events. Everything here reports through an [`sink::EventSink`] to
 //! the sensor agent's intake, using the type codes of `honeysens_core::taxonomy`.
 //!
+//! Built-in honeypots, each a module with a config struct and
+//! `run(config, sink, shutdown) -> Result<(), Error>`: [`recon`] (catch-all: packet capture
+//! and redirected connections, aggregated into `conn.attempt` / `scan.host` / `icmp.echo`),
+//! [`ssh`] (russh server: logins, optional fake shell), [`http`] (login page, scanner
+//! fingerprints), [`redis`] (RESP: AUTH and commands). See `docs/honeypots.md`.
+//!
 //! ```no_run
 //! use honeysens_honeypots::sink::{EventSink, IntakeAddr};
 //! use honeysens_core::protocol::IntakeEvent;
@@ -19,6 +25,14 @@
 
 pub mod adapters;
 pub mod error;
+pub mod event;
+pub mod http;
+pub mod recon;
+pub mod redis;
 pub mod sink;
+pub mod ssh;
 
 pub use error::Error;
+
+/// How a honeypot is told to stop: cancel the token, then await its `run` future.
+pub type Shutdown = tokio_util::sync::CancellationToken;

@@ -44,6 +44,8 @@ const BURST: usize = 256;
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<Pending>,
+    /// Sends not yet answered, across clones (for a clean exit).
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl EventSink {
@@ -51,7 +53,10 @@ impl EventSink {
     pub fn connect(addr: IntakeAddr) -> Self {
         let (tx, rx) = mpsc::channel(4 * BURST);
         tokio::spawn(run(addr, rx));
-        EventSink { tx }
+        EventSink {
+            tx,
+            in_flight: Default::default(),
+        }
     }
 
     /// A sink whose events land in the returned receiver, for tests and embedding.
@@ -77,11 +82,36 @@ impl EventSink {
                 let _ = done.send(answer);
             }
         });
-        (EventSink { tx }, out_rx)
+        (
+            EventSink {
+                tx,
+                in_flight: Default::default(),
+            },
+            out_rx,
+        )
     }
 
     /// Delivers one event; returns its uid once the agent has it on disk.
-    pub async fn send(&self, mut event: IntakeEvent) -> Result<uuid::Uuid, Error> {
+    pub async fn send(&self, event: IntakeEvent) -> Result<uuid::Uuid, Error> {
+        // A guard, so a cancelled send is not counted forever.
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _guard = InFlight(&self.in_flight);
+        self.send_inner(event).await
+    }
+
+    /// Whether no [`EventSink::send`] of this sink or its clones is waiting for an answer.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+
+    async fn send_inner(&self, mut event: IntakeEvent) -> Result<uuid::Uuid, Error> {
         event.uid.get_or_insert_with(uuid::Uuid::now_v7);
         let line = serde_json::to_vec(&event).map_err(|e| Error::Refused {
             code: "event.malformed".into(),

@@ -10,6 +10,13 @@
 //! - `HONEYSENS_SERVICE` — the service name, to put into each event's `service` field.
 //! - `HONEYSENS_CATCHALL_PORT` — catch-all services only: the port every otherwise unclaimed
 //!   inbound TCP/UDP connection is redirected to.
+//! - `HONEYSENS_LISTEN` — optional `ip:port` a built-in honeypot listens on (its usual port
+//!   on `0.0.0.0` otherwise; see `bins/honeysens-honeypot` and `docs/honeypots.md`).
+//!
+//! [`process::ProcessRuntime`] runs the built-in honeypots (repository's last path segment
+//! `recon`, `ssh`, `http` or `redis`) as tasks of the agent instead.
+
+pub mod process;
 
 use honeysens_core::model::{Architecture, ServiceStatus};
 use honeysens_core::protocol::{ServiceTarget, Transport};
