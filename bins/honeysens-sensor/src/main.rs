@@ -5,18 +5,21 @@
 //! prints what the running (or last) agent knows. Logs go to stdout; SIGTERM and Ctrl-C stop
 //! it gracefully (intake closed, one last upload, spool kept for the next start).
 //!
-//! `--runtime docker` runs the assigned honeypot services as Docker containers (images from
+//! `--runtime process` runs the built-in honeypots (recon, ssh, http, redis) as tasks inside the
+//! agent, without Docker. `--runtime docker` runs the assigned honeypot services as Docker containers (images from
 //! the server's registry); they keep running when the agent stops and are adopted at the next
 //! start. With it, the TCP intake defaults to `0.0.0.0:9000` (containers reach it through the
 //! service network's gateway; the agent's nftables table keeps it closed to the outside).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use honeysens_core::protocol::{SensorBundle, Transport};
+use honeysens_honeypots::sink::{EventSink, IntakeAddr};
 use honeysens_http::client::{SensorAuth, SensorClient};
 use honeysens_sensor::agent::{AgentConfig, Connection, STATUS_FILE, TransportFactory};
 use honeysens_sensor::runtime::ContainerRuntime;
 use honeysens_sensor::runtime::docker::{DockerOptions, DockerRuntime};
 use honeysens_sensor::runtime::image::RegistryImageSource;
+use honeysens_sensor::runtime::process::ProcessRuntime;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +95,8 @@ enum RuntimeKind {
     None,
     /// Docker containers.
     Docker,
+    /// The built-in honeypots as tasks inside the agent (no Docker; other services error).
+    Process,
 }
 
 /// The TCP intake port containers are told to use when `--intake-tcp` is not given.
@@ -113,6 +118,13 @@ async fn make_runtime(
             let rt = DockerRuntime::connect(opts, Arc::new(RegistryImageSource))
                 .await
                 .map_err(|e| format!("docker runtime: {e}"))?;
+            Ok(Some(Arc::new(rt)))
+        }
+        RuntimeKind::Process => {
+            // The honeypots report to the agent's own intake socket like any service; the
+            // sink connects once the agent listens.
+            let sink = EventSink::connect(IntakeAddr::Unix(state_dir.join("intake.sock")));
+            let rt = ProcessRuntime::new(sink).with_state_dir(state_dir.join("services"));
             Ok(Some(Arc::new(rt)))
         }
     }

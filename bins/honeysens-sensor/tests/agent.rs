@@ -5,7 +5,9 @@
 
 use honeysens_core::Store;
 use honeysens_core::ids::{DivisionId, SensorId};
-use honeysens_core::model::{DivisionSpec, EventQuery, PageRequest, Role, SensorSpec, UserSpec};
+use honeysens_core::model::{
+    DivisionSpec, EventQuery, PageRequest, Role, SensorSpec, ServiceState, UserSpec,
+};
 use honeysens_core::pki::CertificateAuthority;
 use honeysens_http::mgmt_client::ManagementClient;
 use honeysens_http::server::{Server, ServerOptions};
@@ -797,6 +799,100 @@ async fn services_are_reconciled_and_their_status_reported() {
 }
 
 /// `--runtime docker` without a reachable engine: a clear error at start, nothing half-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_runtime_runs_a_built_in_honeypot_without_docker() {
+    let srv = Srv::new("process").await;
+    let (admin, division) = srv.admin().await;
+    let (id, bundle) = srv.enrol(&admin, division, "pr").await;
+    // A built-in ssh service (repository ending in /ssh) on a free sensor port; the process
+    // runtime needs no image, so the revision's digest is never fetched.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let service = srv
+        .store
+        .create_service(&honeysens_core::model::ServiceSpec {
+            name: "ssh".into(),
+            repository: "honeysens/ssh".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    let host_arch = honeysens_sensor::runtime::host_architecture().unwrap();
+    srv.store
+        .add_service_revision(&honeysens_core::model::ServiceRevisionSpec {
+            service_id: service.id,
+            revision: "1.0.0".into(),
+            architecture: host_arch,
+            description: String::new(),
+            port_assignment: [("22/tcp".to_owned(), port)].into(),
+            catch_all: false,
+            raw_network_access: false,
+            image_digest: format!("sha256:{}", "ab".repeat(32)),
+        })
+        .await
+        .unwrap();
+    admin.assign_service(id, service.id, None).await.unwrap();
+    let state = srv.dir.join("state-pr");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--poll-every", "1", "--runtime", "process"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let agent = Agent {
+        child,
+        state: state.clone(),
+    };
+    // The service reports running in a status poll.
+    wait_until("ssh running", Duration::from_secs(30), || async {
+        admin
+            .sensor_status(id, None)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| {
+                r.services
+                    .iter()
+                    .any(|s| s.name == "ssh" && s.state == ServiceState::Running)
+            })
+    })
+    .await;
+    // A client announcing its version and leaving: an ssh.connect event on the server.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"SSH-2.0-agent-test\r\n").unwrap();
+    let mut banner = [0u8; 8];
+    std::io::Read::read_exact(&mut s, &mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+    drop(s);
+    let query = EventQuery {
+        sensors: vec![id],
+        ..Default::default()
+    };
+    wait_until("the ssh.connect event", Duration::from_secs(30), || async {
+        srv.store
+            .list_events(&query, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.data.type_code == "ssh.connect"
+                    && e.data.service.as_deref() == Some("ssh")
+                    && e.data.dest_port == Some(port)
+            })
+    })
+    .await;
+    agent.terminate();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_runtime_without_engine_fails_clearly() {
     let srv = Srv::new("nodocker").await;

@@ -435,44 +435,51 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
 
     // Attacks from the other namespace.
     let target = attacker.sensor_ip.to_string();
-    let ssh = run(attacker
-        .cmd("sshpass")
-        .args([
-            "-p",
-            "hunter2",
-            "ssh",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            &format!("root@{target}"),
-            "true",
-        ]));
+    let ssh = run(attacker.cmd("sshpass").args([
+        "-p",
+        "hunter2",
+        "ssh",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        &format!("root@{target}"),
+        "true",
+    ]));
     assert!(!ssh.status.success(), "the honeypot must refuse the login");
-    ok(attacker
-        .cmd("curl")
-        .args(["-s", "-m", "10", "-o", "/dev/null", &format!("http://{target}/admin")]));
+    ok(attacker.cmd("curl").args([
+        "-s",
+        "-m",
+        "10",
+        "-o",
+        "/dev/null",
+        &format!("http://{target}/admin"),
+    ]));
     ok(attacker
         .cmd("nmap")
         .args(["-p-", "-T5", "-n", "-Pn", &target]));
 
     let src = attacker.ip;
-    let events = wait_for("ssh, http and scan events", Duration::from_secs(120), || {
-        let store = store.clone();
-        async move {
-            let ev = events_from(&store, sensor, src).await;
-            let has = |code: &str| ev.iter().any(|e| e.data.type_code == code);
-            (has("ssh.login.failed") && has("http.request") && has("scan.host")).then_some(ev)
-        }
-    })
+    let events = wait_for(
+        "ssh, http and scan events",
+        Duration::from_secs(120),
+        || {
+            let store = store.clone();
+            async move {
+                let ev = events_from(&store, sensor, src).await;
+                let has = |code: &str| ev.iter().any(|e| e.data.type_code == code);
+                (has("ssh.login.failed") && has("http.request") && has("scan.host")).then_some(ev)
+            }
+        },
+    )
     .await;
     let login = events
         .iter()
@@ -524,10 +531,14 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
     for s in &services {
         admin.unassign_service(sensor, s.id).await.unwrap();
     }
-    wait_for("containers and images removed", Duration::from_secs(120), || {
-        let (c, i) = (leftovers.containers(), leftovers.images());
-        async move { (c.is_empty() && i.is_empty()).then_some(()) }
-    })
+    wait_for(
+        "containers and images removed",
+        Duration::from_secs(120),
+        || {
+            let (c, i) = (leftovers.containers(), leftovers.images());
+            async move { (c.is_empty() && i.is_empty()).then_some(()) }
+        },
+    )
     .await;
 
     drop(agent);
