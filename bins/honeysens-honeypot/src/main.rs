@@ -8,6 +8,7 @@
 //! so it can be the entrypoint of a `FROM scratch` image.
 
 use clap::{Parser, Subcommand};
+use honeysens_honeypots::adapters::{AdapterError, FollowOptions, Format, follow_with};
 use honeysens_honeypots::recon::aggregate::Thresholds;
 use honeysens_honeypots::sink::{EventSink, IntakeAddr};
 use honeysens_honeypots::{Shutdown, http, recon, redis, ssh};
@@ -92,6 +93,19 @@ enum Command {
         /// Answer NOAUTH to everything but AUTH.
         #[arg(long, env = "HONEYSENS_REDIS_REQUIRE_AUTH")]
         require_auth: bool,
+    },
+    /// Follow an upstream honeypot's JSON log (cowrie or OpenCanary) and send its events:
+    /// run beside cowrie/OpenCanary as a service, sharing the log directory.
+    Adapt {
+        /// `cowrie` or `opencanary`.
+        #[arg(long, env = "HONEYSENS_ADAPT_FORMAT")]
+        format: String,
+        /// The JSON log file (may not exist yet; rotation is followed).
+        #[arg(long, env = "HONEYSENS_ADAPT_LOG")]
+        log: PathBuf,
+        /// Where the read offset is kept [default: `<log>.honeysens-offset`].
+        #[arg(long, env = "HONEYSENS_ADAPT_STATE")]
+        state_file: Option<PathBuf>,
     },
 }
 
@@ -181,6 +195,28 @@ async fn run(cli: Cli) -> Result<(), honeysens_honeypots::Error> {
             config.service = service("redis");
             config.require_auth = require_auth;
             tokio::spawn(redis::run(config, sink.clone(), shutdown.clone()))
+        }
+        Command::Adapt {
+            format,
+            log,
+            state_file,
+        } => {
+            let format: Format = format
+                .parse()
+                .map_err(|e: AdapterError| honeysens_honeypots::Error::Config(e.to_string()))?;
+            let mut opts = FollowOptions::new(format, log);
+            if let Some(state) = state_file {
+                opts.state_file = state;
+            }
+            opts.service = cli.service.clone();
+            let (sink, shutdown) = (sink.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let stats = follow_with(&opts, &sink, shutdown.cancelled_owned())
+                    .await
+                    .map_err(|e| honeysens_honeypots::Error::Config(e.to_string()))?;
+                tracing::info!(?stats, "adapter stopped");
+                Ok(())
+            })
         }
     };
     let result = match task.await {

@@ -100,6 +100,93 @@ fn redis_subcommand_reports_to_the_intake_from_env_and_stops_on_sigterm() {
 }
 
 #[test]
+fn adapt_follows_a_real_cowrie_log_and_resumes_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("hs-adapt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("cowrie.json");
+    let fixture = include_str!(
+        "../../../crates/honeysens-honeypots/tests/fixtures/cowrie/captured-cowrie-3.1.4.json"
+    );
+    let lines: Vec<&str> = fixture.lines().collect();
+    let (first, rest) = lines.split_at(lines.len() / 2);
+    std::fs::write(&log, first.join("\n") + "\n").unwrap();
+    let intake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let intake_port = intake.local_addr().unwrap().port();
+    let start = |intake_port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_honeysens-honeypot"))
+            .args(["adapt", "--format", "cowrie", "--log"])
+            .arg(&log)
+            .env_clear()
+            .env("HONEYSENS_INTAKE", format!("tcp:127.0.0.1:{intake_port}"))
+            .env("HONEYSENS_SERVICE", "cowrie-ssh")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Acknowledges every event line until `quiet` passes without one; returns them.
+    let collect = |intake: &TcpListener, quiet: Duration| {
+        intake.set_nonblocking(false).unwrap();
+        let (conn, _) = intake.accept().unwrap();
+        conn.set_read_timeout(Some(quiet)).unwrap();
+        let mut lines = BufReader::new(conn.try_clone().unwrap());
+        let mut got = Vec::new();
+        loop {
+            let mut line = String::new();
+            match lines.read_line(&mut line) {
+                Ok(0) | Err(_) => return got,
+                Ok(_) => {
+                    let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let ack = serde_json::json!({"ok": true, "uid": ev["uid"]});
+                    (&conn).write_all(format!("{ack}\n").as_bytes()).unwrap();
+                    got.push(ev);
+                }
+            }
+        }
+    };
+    let stop = |mut child: std::process::Child| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let child = start(intake_port);
+    let before = collect(&intake, Duration::from_secs(5));
+    assert!(!before.is_empty());
+    assert!(before.iter().all(|e| e["service"] == "cowrie-ssh"));
+    assert!(
+        before
+            .iter()
+            .any(|e| e["type_code"] == "ssh.login.failed" || e["type_code"] == "ssh.connect"),
+        "{before:?}"
+    );
+    stop(child);
+    // More lines while the adapter is down; after its restart only they arrive.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all((rest.join("\n") + "\n").as_bytes()).unwrap();
+    let child = start(intake_port);
+    let after = collect(&intake, Duration::from_secs(5));
+    stop(child);
+    assert!(!after.is_empty());
+    let uids = |v: &[serde_json::Value]| -> std::collections::HashSet<String> {
+        v.iter()
+            .map(|e| e["uid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        uids(&before).is_disjoint(&uids(&after)),
+        "nothing read twice"
+    );
+    assert!(
+        after.iter().any(|e| e["type_code"] == "ssh.command"),
+        "{after:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_missing_intake_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_honeysens-honeypot"))
         .args(["http", "--listen", "127.0.0.1:0"])
