@@ -3,15 +3,7 @@
 //! kill -9 with events spooled, server outages — every event arrives exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use honeysens_core::Store;
-use honeysens_core::ids::{DivisionId, SensorId};
-use honeysens_core::model::{
-    DivisionSpec, EventQuery, PageRequest, Role, SensorSpec, ServiceState, UserSpec,
-};
-use honeysens_core::pki::CertificateAuthority;
-use honeysens_http::mgmt_client::ManagementClient;
-use honeysens_http::server::{Server, ServerOptions};
-use honeysens_http::tls::TlsMaterial;
+use honeysens_core::model::{EventQuery, PageRequest, SensorSpec, ServiceState};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -20,168 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{Srv, wait_until};
+
 const BIN: &str = env!("CARGO_BIN_EXE_honeysens-sensor");
-const PW: &str = "agent test password";
-
-/// A server on a fixed port over one SQLite file, restartable.
-struct Srv {
-    dir: PathBuf,
-    port: u16,
-    store: Arc<dyn Store>,
-    ca: Arc<CertificateAuthority>,
-    running: Option<(
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    )>,
-    state: Option<honeysens_http::server::AppState>,
-}
-
-impl Srv {
-    async fn new(tag: &str) -> Srv {
-        let dir =
-            std::env::temp_dir().join(format!("hs-agent-{tag}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = honeysens_store::open(
-            &format!("sqlite://{}", dir.join("db.sqlite").display()),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        let ca = Arc::new(
-            CertificateAuthority::load_or_create(store.as_ref(), "Agent Test CA")
-                .await
-                .unwrap(),
-        );
-        // A free port, kept across restarts so the sensor's bundle stays valid.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = Srv {
-            dir,
-            port,
-            store,
-            ca,
-            running: None,
-            state: None,
-        };
-        s.start().await;
-        s
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&mut self) {
-        let cert = self
-            .ca
-            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
-            .unwrap();
-        let options = ServerOptions {
-            listen: format!("127.0.0.1:{}", self.port).parse().unwrap(),
-            tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
-            trusted_proxies: vec![],
-            crl_refresh: Duration::from_secs(3600),
-            shutdown_grace: Duration::from_secs(1),
-            blobs: Arc::new(
-                honeysens_store::FsBlobStore::open_dir(self.dir.join("blobs"))
-                    .await
-                    .unwrap(),
-            ),
-            public_endpoint: None,
-            max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
-        };
-        let server = Server::bind(self.store.clone(), self.ca.clone(), options)
-            .await
-            .unwrap();
-        self.state = Some(server.state());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        self.running = Some((tx, task));
-    }
-
-    async fn stop(&mut self) {
-        if let Some((tx, task)) = self.running.take() {
-            let _ = tx.send(());
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
-    }
-
-    /// An admin session and a division.
-    async fn admin(&self) -> (ManagementClient, DivisionId) {
-        let division = self
-            .store
-            .create_division(&DivisionSpec { name: "lab".into() })
-            .await
-            .unwrap()
-            .id;
-        let spec = UserSpec {
-            name: "admin".into(),
-            full_name: None,
-            email: None,
-            role: Role::Admin,
-            divisions: vec![],
-        };
-        self.store
-            .create_user(&spec, &honeysens_core::password::hash_password(PW).unwrap())
-            .await
-            .unwrap();
-        let mut c = ManagementClient::new(&self.url(), self.ca.cert_pem()).unwrap();
-        c.login("admin", PW).await.unwrap();
-        (c, division)
-    }
-
-    /// Creates a sensor through the API and writes its bundle to a file.
-    async fn enrol(
-        &self,
-        admin: &ManagementClient,
-        division: DivisionId,
-        name: &str,
-    ) -> (SensorId, PathBuf) {
-        let created = admin
-            .create_sensor(&SensorSpec::new(name, division))
-            .await
-            .unwrap();
-        let path = self.dir.join(format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_vec(&created.bundle).unwrap()).unwrap();
-        (created.sensor.id, path)
-    }
-
-    async fn event_uids(&self, sensor: SensorId) -> Vec<uuid::Uuid> {
-        let query = EventQuery {
-            sensors: vec![sensor],
-            ..Default::default()
-        };
-        let mut out = Vec::new();
-        let mut page = PageRequest::first(500);
-        loop {
-            let p = self.store.list_events(&query, &page).await.unwrap();
-            out.extend(p.items.iter().map(|e| e.data.uid));
-            match p.next {
-                Some(next) => page.after = Some(next),
-                None => return out,
-            }
-        }
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The agent binary as a child process.
 struct Agent {
@@ -295,18 +129,6 @@ fn event(n: usize) -> serde_json::Value {
         "severity": "low",
         "summary": format!("connection attempt {n}")
     })
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,22 +15,17 @@
 
 use honeysens_core::Store;
 use honeysens_core::ids::SensorId;
-use honeysens_core::model::{
-    Classification, DivisionSpec, Event, EventQuery, PageRequest, Role, SensorSpec, ServiceState,
-    UserSpec,
-};
-use honeysens_core::pki::CertificateAuthority;
-use honeysens_http::mgmt_client::ManagementClient;
-use honeysens_http::server::{Server, ServerOptions};
-use honeysens_http::tls::TlsMaterial;
+use honeysens_core::model::{Classification, Event, EventQuery, PageRequest, ServiceState};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Srv;
+
 const AGENT: &str = env!("CARGO_BIN_EXE_honeysens-sensor");
-const PW: &str = "e2e test password";
 
 /// Another binary of the workspace, built next to this test's own binaries.
 fn workspace_bin(name: &str) -> PathBuf {
@@ -294,70 +289,11 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
         repo_prefix: repo_prefix.clone(),
     };
     let attacker = Attacker::create(&tag, (rand_u16() % 200 + 20) as u8);
-    let dir = std::env::temp_dir().join(format!("hs-e2e-{tag}"));
-    std::fs::create_dir_all(&dir).unwrap();
 
     // The server, in-process over SQLite, on loopback (only the agent talks to it).
-    let store = honeysens_store::open(
-        &format!("sqlite://{}", dir.join("db.sqlite").display()),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let ca = Arc::new(
-        CertificateAuthority::load_or_create(store.as_ref(), "E2E CA")
-            .await
-            .unwrap(),
-    );
-    let cert = ca
-        .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()])
-        .unwrap();
-    let server = Server::bind(
-        store.clone(),
-        ca.clone(),
-        ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
-            trusted_proxies: vec![],
-            crl_refresh: Duration::from_secs(3600),
-            shutdown_grace: Duration::from_secs(1),
-            blobs: Arc::new(
-                honeysens_store::FsBlobStore::open_dir(dir.join("blobs"))
-                    .await
-                    .unwrap(),
-            ),
-            public_endpoint: None,
-            max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
-        },
-    )
-    .await
-    .unwrap();
-    let url = format!("https://{}", server.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(server.run(async {
-        let _ = stop_rx.await;
-    }));
-
-    let division = store
-        .create_division(&DivisionSpec { name: "lab".into() })
-        .await
-        .unwrap()
-        .id;
-    store
-        .create_user(
-            &UserSpec {
-                name: "admin".into(),
-                full_name: None,
-                email: None,
-                role: Role::Admin,
-                divisions: vec![],
-            },
-            &honeysens_core::password::hash_password(PW).unwrap(),
-        )
-        .await
-        .unwrap();
-    let mut admin = ManagementClient::new(&url, ca.cert_pem()).unwrap();
-    admin.login("admin", PW).await.unwrap();
+    let mut srv = Srv::new("e2e").await;
+    let store = srv.store.clone();
+    let (admin, division) = srv.admin().await;
 
     // Service packages of the project's own honeypot binary, uploaded through the API.
     let honeypot = workspace_bin("honeysens-honeypot");
@@ -367,21 +303,15 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
         ("http", vec!["--port", "80/tcp=80"]),
         ("recon", vec!["--catch-all", "--raw-network-access"]),
     ] {
-        let bytes = package(&dir, &honeypot, &repo_prefix, name, &extra);
+        let bytes = package(&srv.dir, &honeypot, &repo_prefix, name, &extra);
         let uploaded = admin.upload_service_package(bytes).await.unwrap();
         assert_eq!(uploaded.revisions.len(), 1, "{name}");
         services.push(uploaded.service);
     }
-    let created = admin
-        .create_sensor(&SensorSpec::new("e2e", division))
-        .await
-        .unwrap();
-    let sensor = created.sensor.id;
+    let (sensor, bundle) = srv.enrol(&admin, division, "e2e").await;
     for s in &services {
         admin.assign_service(sensor, s.id, None).await.unwrap();
     }
-    let bundle = dir.join("bundle.json");
-    std::fs::write(&bundle, serde_json::to_vec(&created.bundle).unwrap()).unwrap();
 
     // The real agent with the Docker runtime.
     let intake_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -394,7 +324,7 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
             .args(["run", "--config"])
             .arg(&bundle)
             .arg("--state-dir")
-            .arg(dir.join("agent"))
+            .arg(srv.dir.join("agent"))
             .args([
                 "--runtime",
                 "docker",
@@ -542,11 +472,9 @@ async fn attacks_on_docker_services_reach_the_server_and_unassigning_cleans_up()
     .await;
 
     drop(agent);
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server_task).await;
+    srv.stop().await;
     drop(leftovers);
     drop(attacker);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn rand_u16() -> u16 {
