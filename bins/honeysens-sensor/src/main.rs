@@ -11,7 +11,7 @@
 //! start. With it, the TCP intake defaults to `0.0.0.0:9000` (containers reach it through the
 //! service network's gateway; the agent's nftables table keeps it closed to the outside).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use honeysens_core::protocol::{SensorBundle, Transport};
 use honeysens_honeypots::sink::{EventSink, IntakeAddr};
 use honeysens_http::client::{SensorAuth, SensorClient};
@@ -33,48 +33,52 @@ struct Cli {
     command: Command,
 }
 
+/// Arguments of `run`.
+#[derive(Args)]
+struct RunArgs {
+    /// The configuration bundle (JSON) from the server.
+    #[arg(long, value_name = "FILE", env = "HONEYSENS_SENSOR_CONFIG")]
+    config: PathBuf,
+    /// Spool, state and intake socket [default: /var/lib/honeysens-sensor].
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "HONEYSENS_SENSOR_STATE_DIR",
+        default_value = "/var/lib/honeysens-sensor"
+    )]
+    state_dir: PathBuf,
+    /// Also take events over TCP on this address (the service network).
+    #[arg(long, value_name = "ADDR:PORT", env = "HONEYSENS_SENSOR_INTAKE_TCP")]
+    intake_tcp: Option<SocketAddr>,
+    /// Interface the agent owns and configures from the server's network settings;
+    /// without it the network is left alone.
+    #[arg(long, value_name = "NAME", env = "HONEYSENS_SENSOR_INTERFACE")]
+    interface: Option<String>,
+    /// Poll every this many seconds instead of the server's update interval.
+    #[arg(long, value_name = "SECS")]
+    poll_every: Option<u64>,
+    /// How the assigned honeypot services run.
+    #[arg(
+        long,
+        value_enum,
+        env = "HONEYSENS_SENSOR_RUNTIME",
+        default_value = "none"
+    )]
+    runtime: RuntimeKind,
+    /// The Docker engine's socket (`--runtime docker`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "HONEYSENS_SENSOR_DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock"
+    )]
+    docker_socket: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the agent.
-    Run {
-        /// The configuration bundle (JSON) from the server.
-        #[arg(long, value_name = "FILE", env = "HONEYSENS_SENSOR_CONFIG")]
-        config: PathBuf,
-        /// Spool, state and intake socket [default: /var/lib/honeysens-sensor].
-        #[arg(
-            long,
-            value_name = "DIR",
-            env = "HONEYSENS_SENSOR_STATE_DIR",
-            default_value = "/var/lib/honeysens-sensor"
-        )]
-        state_dir: PathBuf,
-        /// Also take events over TCP on this address (the service network).
-        #[arg(long, value_name = "ADDR:PORT", env = "HONEYSENS_SENSOR_INTAKE_TCP")]
-        intake_tcp: Option<SocketAddr>,
-        /// Interface the agent owns and configures from the server's network settings;
-        /// without it the network is left alone.
-        #[arg(long, value_name = "NAME", env = "HONEYSENS_SENSOR_INTERFACE")]
-        interface: Option<String>,
-        /// Poll every this many seconds instead of the server's update interval.
-        #[arg(long, value_name = "SECS")]
-        poll_every: Option<u64>,
-        /// How the assigned honeypot services run.
-        #[arg(
-            long,
-            value_enum,
-            env = "HONEYSENS_SENSOR_RUNTIME",
-            default_value = "none"
-        )]
-        runtime: RuntimeKind,
-        /// The Docker engine's socket (`--runtime docker`).
-        #[arg(
-            long,
-            value_name = "PATH",
-            env = "HONEYSENS_SENSOR_DOCKER_SOCKET",
-            default_value = "/var/run/docker.sock"
-        )]
-        docker_socket: String,
-    },
+    Run(RunArgs),
     /// Print what the agent knows: server, last poll, spool depth, services.
     Status {
         /// The agent's state directory.
@@ -152,15 +156,16 @@ impl TransportFactory for Https {
     }
 }
 
-async fn run(
-    config: PathBuf,
-    state_dir: PathBuf,
-    intake_tcp: Option<SocketAddr>,
-    interface: Option<String>,
-    poll_every: Option<u64>,
-    runtime: RuntimeKind,
-    docker_socket: String,
-) -> Result<(), String> {
+async fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        config,
+        state_dir,
+        intake_tcp,
+        interface,
+        poll_every,
+        runtime,
+        docker_socket,
+    } = args;
     let raw =
         std::fs::read(&config).map_err(|e| format!("cannot read {}: {e}", config.display()))?;
     let bundle: SensorBundle = serde_json::from_slice(&raw)
@@ -241,26 +246,7 @@ async fn main() -> ExitCode {
         logs.with_writer(std::io::stderr).init();
     }
     let result = match cli.command {
-        Command::Run {
-            config,
-            state_dir,
-            intake_tcp,
-            interface,
-            poll_every,
-            runtime,
-            docker_socket,
-        } => {
-            run(
-                config,
-                state_dir,
-                intake_tcp,
-                interface,
-                poll_every,
-                runtime,
-                docker_socket,
-            )
-            .await
-        }
+        Command::Run(args) => run(args).await,
         Command::Status { state_dir } => status(state_dir),
     };
     match result {
