@@ -36,3 +36,24 @@ pub use error::Error;
 
 /// How a honeypot is told to stop: cancel the token, then await its `run` future.
 pub type Shutdown = tokio_util::sync::CancellationToken;
+
+/// The next connection on `listener`, or `None` once `shutdown` fires; accept errors (e.g. out
+/// of file descriptors) are logged and retried after a pause instead of ending the honeypot.
+pub(crate) async fn accept_until(
+    listener: &tokio::net::TcpListener,
+    shutdown: &Shutdown,
+    name: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            a = listener.accept() => match a {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{name}: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}

@@ -56,16 +56,8 @@ pub async fn run(config: RedisConfig, sink: EventSink, shutdown: Shutdown) -> Re
     tracing::info!(addr = ?listener.local_addr().ok(), "redis: listening");
     let reporter = Reporter::new(sink);
     loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "redis: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = crate::accept_until(&listener, &shutdown, "redis").await else {
+            return Ok(());
         };
         let (config, reporter, shutdown) = (config.clone(), reporter.clone(), shutdown.clone());
         tokio::spawn(async move {

@@ -150,16 +150,8 @@ pub async fn run(config: SshConfig, sink: EventSink, shutdown: Shutdown) -> Resu
     let reporter = Reporter::new(sink);
     let config = Arc::new(config);
     loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "ssh: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = crate::accept_until(&listener, &shutdown, "ssh").await else {
+            return Ok(());
         };
         let local = stream.local_addr().unwrap_or(config.listen);
         let _ = stream.set_nodelay(true);
