@@ -46,6 +46,8 @@ id_type! {
     EventId;
     /// Identifies a [`crate::model::EventFilter`].
     FilterId;
+    /// Identifies an [`crate::model::Incident`].
+    IncidentId;
     /// Identifies a [`crate::model::Job`].
     JobId;
     /// Identifies a [`crate::model::ApiToken`].

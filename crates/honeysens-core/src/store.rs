@@ -78,6 +78,9 @@ pub trait SensorStore: Send + Sync {
     async fn list_status(&self, id: SensorId, limit: u32) -> Result<Vec<StatusReport>>;
     /// Deletes reports received before `before`; returns how many.
     async fn prune_status(&self, before: Timestamp) -> Result<u64>;
+    /// Sets the sensor's `offline` flag; returns whether it changed (so exactly one of several
+    /// replicas raises the timeout or recovery event). `NotFound` if the sensor does not exist.
+    async fn set_sensor_offline(&self, id: SensorId, offline: bool) -> Result<bool>;
     /// Sets (or with `None` removes) the sensor's HMAC secret.
     async fn set_sensor_secret(&self, id: SensorId, secret: Option<&str>) -> Result<()>;
     /// The sensor's HMAC secret, if it has one; `NotFound` if the sensor does not exist.
@@ -140,6 +143,13 @@ pub trait EventStore: Send + Sync {
         &self,
         events: &[(NewEvent, DivisionId, EventStatus)],
     ) -> Result<InsertReport>;
+    /// Stores a batch like [`EventStore::insert_events`] and, in the same transaction, groups
+    /// the new events into incidents and enqueues alert and forwarding jobs as `options` say.
+    async fn ingest_events(
+        &self,
+        events: &[(NewEvent, DivisionId, EventStatus)],
+        options: &IngestOptions,
+    ) -> Result<IngestReport>;
     /// One event.
     async fn get_event(&self, id: EventId) -> Result<Event>;
     /// An event's details and packets.
@@ -152,6 +162,10 @@ pub trait EventStore: Send + Sync {
     async fn update_events(&self, selection: &EventSelection, update: &EventUpdate) -> Result<u64>;
     /// Deletes the selected events; returns how many.
     async fn delete_events(&self, selection: &EventSelection) -> Result<u64>;
+    /// Aggregates over the events matching `query`: totals, a timeline in `bucket` steps and
+    /// the `top` (1–[`MAX_STATS_TOP`]) sources, ports and sensors.
+    async fn event_stats(&self, query: &EventQuery, bucket: StatsBucket, top: u32)
+    -> Result<EventStats>;
 
     /// Creates a filter.
     async fn create_filter(&self, spec: &EventFilterSpec) -> Result<EventFilter>;
@@ -165,6 +179,35 @@ pub trait EventStore: Send + Sync {
     async fn delete_filter(&self, id: FilterId) -> Result<()>;
     /// Adds to a filter's hit counter atomically.
     async fn add_filter_hits(&self, id: FilterId, hits: u64) -> Result<()>;
+}
+
+/// Incidents: events of one source grouped across sensors (created by
+/// [`EventStore::ingest_events`]).
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// One incident.
+    async fn get_incident(&self, id: IncidentId) -> Result<Incident>;
+    /// A page of incidents matching `query`, ordered by `last_seen` then id (the cursor's
+    /// timestamp is `last_seen`).
+    async fn list_incidents(
+        &self,
+        query: &IncidentQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Incident>>;
+    /// Applies `update` to the incidents in `ids` that match `query` (division scope) and, for
+    /// status and archive flag, to their events; returns how many incidents changed.
+    async fn update_incidents(
+        &self,
+        ids: &[IncidentId],
+        query: &IncidentQuery,
+        update: &IncidentUpdate,
+    ) -> Result<u64>;
+    /// Starts sending an alert: clears the pending mark, sets `last_alert_at = now` and
+    /// returns the incident as it was before (its `last_alert_at` is the previous alert).
+    async fn begin_incident_alert(&self, id: IncidentId, now: Timestamp) -> Result<Incident>;
+    /// Deletes archived incidents whose last event is before `before` and that no longer have
+    /// events; returns how many.
+    async fn prune_incidents(&self, before: Timestamp) -> Result<u64>;
 }
 
 /// Global settings.
@@ -285,6 +328,7 @@ pub trait Store:
     + PlatformStore
     + ServiceStore
     + EventStore
+    + IncidentStore
     + SettingsStore
     + CertificateStore
     + JobStore

@@ -148,6 +148,9 @@ pub enum ContactTarget {
     Webhook {
         /// The URL.
         url: String,
+        /// Key of the `X-HoneySens-Signature` HMAC-SHA256 header; never returned by the API.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
     },
     /// A user of the system (their e-mail address at send time).
     User {
@@ -203,7 +206,12 @@ impl ContactSpec {
         let mut e = ValidationErrors::default();
         match &self.target {
             ContactTarget::Email { address } => validate::email(&mut e, "target.address", address),
-            ContactTarget::Webhook { url } => validate::http_url(&mut e, "target.url", url),
+            ContactTarget::Webhook { url, secret } => {
+                validate::http_url(&mut e, "target.url", url);
+                if let Some(secret) = secret {
+                    validate::text(&mut e, "target.secret", secret, 256);
+                }
+            }
             ContactTarget::User { .. } => {}
         }
         e.into_result()

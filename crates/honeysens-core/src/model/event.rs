@@ -1,7 +1,7 @@
 //! Events reported by sensors, how they are queried and how they are updated.
 
 use crate::error::{Error, Result, ValidationErrors};
-use crate::ids::{DivisionId, EventId, SensorId};
+use crate::ids::{DivisionId, EventId, IncidentId, SensorId};
 use crate::time::Timestamp;
 use crate::validate;
 use ipnet::IpNet;
@@ -297,6 +297,9 @@ pub struct Event {
     pub comment: Option<String>,
     /// Moved to the archive.
     pub archived: bool,
+    /// The incident grouping this event with others from the same source, if any.
+    #[serde(default)]
+    pub incident_id: Option<IncidentId>,
     /// Reported fields.
     #[serde(flatten)]
     pub data: EventData,
@@ -442,6 +445,12 @@ pub struct EventQuery {
     /// Case-insensitive substring of source address, summary or comment.
     #[serde(default)]
     pub text: Option<String>,
+    /// Only events of this incident.
+    #[serde(default)]
+    pub incident: Option<IncidentId>,
+    /// Any of these severities.
+    #[serde(default)]
+    pub severities: Vec<Severity>,
 }
 
 impl EventQuery {
@@ -480,6 +489,8 @@ impl EventQuery {
             && self.source.is_none_or(|s| s.contains(d.source_ip))
             && self.dest_port.is_none_or(|p| d.dest_port == Some(p))
             && self.protocol.is_none_or(|p| d.protocol == p)
+            && self.incident.is_none_or(|i| ev.incident_id == Some(i))
+            && (self.severities.is_empty() || self.severities.contains(&d.severity))
             && self.text.as_ref().is_none_or(|t| {
                 let t = t.to_lowercase();
                 d.source_ip.to_string().contains(&t)

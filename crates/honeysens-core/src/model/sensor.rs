@@ -269,6 +269,10 @@ pub struct Sensor {
     pub last_seen: Option<Timestamp>,
     /// State from the last status report.
     pub last_state: Option<SensorState>,
+    /// Missed its heartbeat (`update_interval + sensor_timeout_threshold`) and has not reported
+    /// since; set and cleared by the server's heartbeat check.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 /// State of one honeypot service on a sensor.

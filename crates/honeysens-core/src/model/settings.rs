@@ -55,6 +55,121 @@ impl Default for SmtpSettings {
     }
 }
 
+/// Transport of the SIEM syslog output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogTransport {
+    /// One datagram per message (RFC 5426).
+    #[default]
+    Udp,
+    /// Octet-counted frames over TCP (RFC 6587).
+    Tcp,
+    /// Octet-counted frames over TLS (RFC 5425).
+    Tls,
+}
+
+/// Payload format of syslog messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    /// The event as JSON.
+    #[default]
+    Json,
+    /// ArcSight Common Event Format.
+    Cef,
+    /// IBM QRadar Log Event Extended Format 2.0.
+    Leef,
+}
+
+/// Forwarding of every stored event to a SIEM over syslog (RFC 5424).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyslogSettings {
+    /// Forward at all.
+    pub enabled: bool,
+    /// Collector host.
+    pub host: String,
+    /// Collector port.
+    pub port: u16,
+    /// Transport.
+    pub transport: SyslogTransport,
+    /// Payload format.
+    pub format: SyslogFormat,
+    /// PEM CA certificates trusted for TLS; the system roots when empty.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// Syslog facility number (0–23); 10 (authpriv) by default.
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+}
+
+fn default_facility() -> u8 {
+    10
+}
+
+impl Default for SyslogSettings {
+    fn default() -> Self {
+        SyslogSettings {
+            enabled: false,
+            host: "localhost".into(),
+            port: 514,
+            transport: SyslogTransport::Udp,
+            format: SyslogFormat::Json,
+            ca_pem: None,
+            facility: default_facility(),
+        }
+    }
+}
+
+/// Editable notification templates (minijinja syntax); `None` uses the built-in text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct Templates {
+    /// Subject of incident alerts.
+    pub alert_subject: Option<String>,
+    /// Body of incident alerts.
+    pub alert_body: Option<String>,
+    /// Subject of sensor timeout and recovery notices.
+    pub sensor_subject: Option<String>,
+    /// Body of sensor timeout and recovery notices.
+    pub sensor_body: Option<String>,
+    /// Subject of the weekly summary.
+    pub summary_subject: Option<String>,
+    /// Body of the weekly summary.
+    pub summary_body: Option<String>,
+    /// Subject of CA expiry warnings.
+    pub ca_expiry_subject: Option<String>,
+    /// Body of CA expiry warnings.
+    pub ca_expiry_body: Option<String>,
+}
+
+/// How events become incidents and alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct AlertSettings {
+    /// Events of one source within this many seconds of the incident's last event join it.
+    pub incident_window_secs: u32,
+    /// At most one alert per incident within this many seconds; later events are summed up
+    /// in the next alert.
+    pub alert_interval_secs: u32,
+    /// Webhook deliveries and mails are retried this many times with exponential backoff.
+    pub max_attempts: u32,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            incident_window_secs: 3600,
+            alert_interval_secs: 300,
+            max_attempts: 8,
+        }
+    }
+}
+
 /// Everything admins configure globally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -81,6 +196,12 @@ pub struct Settings {
     pub managers_may_delete_events: bool,
     /// Managers may delete sensors.
     pub managers_may_delete_sensors: bool,
+    /// Incident grouping and alert rate limits.
+    pub alerts: AlertSettings,
+    /// SIEM output.
+    pub syslog: SyslogSettings,
+    /// Notification texts.
+    pub templates: Templates,
 }
 
 impl Default for Settings {
@@ -97,6 +218,9 @@ impl Default for Settings {
             require_filter_description: false,
             managers_may_delete_events: true,
             managers_may_delete_sensors: true,
+            alerts: AlertSettings::default(),
+            syslog: SyslogSettings::default(),
+            templates: Templates::default(),
         }
     }
 }
@@ -119,6 +243,40 @@ impl Settings {
                 "too_small",
                 "needs at least a /29 for containers",
             );
+        }
+        if self.alerts.incident_window_secs == 0 || self.alerts.incident_window_secs > 7 * 86400 {
+            e.add(
+                "alerts.incident_window_secs",
+                "out_of_range",
+                "between 1 second and 7 days",
+            );
+        }
+        if self.alerts.alert_interval_secs > 86400 {
+            e.add("alerts.alert_interval_secs", "out_of_range", "at most one day");
+        }
+        if self.alerts.max_attempts == 0 || self.alerts.max_attempts > 100 {
+            e.add("alerts.max_attempts", "out_of_range", "between 1 and 100");
+        }
+        if self.syslog.enabled {
+            validate::host(&mut e, "syslog.host", &self.syslog.host);
+            validate::port(&mut e, "syslog.port", self.syslog.port);
+        }
+        if self.syslog.facility > 23 {
+            e.add("syslog.facility", "out_of_range", "between 0 and 23");
+        }
+        for (field, t) in [
+            ("templates.alert_subject", &self.templates.alert_subject),
+            ("templates.alert_body", &self.templates.alert_body),
+            ("templates.sensor_subject", &self.templates.sensor_subject),
+            ("templates.sensor_body", &self.templates.sensor_body),
+            ("templates.summary_subject", &self.templates.summary_subject),
+            ("templates.summary_body", &self.templates.summary_body),
+            ("templates.ca_expiry_subject", &self.templates.ca_expiry_subject),
+            ("templates.ca_expiry_body", &self.templates.ca_expiry_body),
+        ] {
+            if let Some(t) = t {
+                validate::text(&mut e, field, t, 64 * 1024);
+            }
         }
         if self.smtp.enabled {
             validate::host(&mut e, "smtp.host", &self.smtp.host);
