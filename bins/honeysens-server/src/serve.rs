@@ -71,6 +71,13 @@ async fn run(settings: &Settings, store: Arc<dyn Store>, signals: Signals) -> Re
         ),
         public_endpoint: settings.public_endpoint(),
         max_service_package: settings.max_service_package_mib * 1024 * 1024,
+        pipeline: honeysens_http::pipeline::PipelineOptions {
+            // The address sensors use is the one people outside this host can reach too.
+            console_url: settings
+                .public_endpoint()
+                .map(|e| format!("https://{}:{}/", e.host, e.port)),
+            ..Default::default()
+        },
     };
     let server = Server::bind(store.clone(), ca, options)
         .await

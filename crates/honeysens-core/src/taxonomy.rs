@@ -90,6 +90,8 @@ types! {
     // Raised by the server about sensors.
     "sensor.timeout" => Unknown, High, "sensor missed its poll interval plus the threshold";
     "sensor.recovered" => Unknown, Info, "sensor polls again after a timeout";
+    // Raised by the server about its outputs.
+    "notify.test" => Unknown, Info, "test message sent to a SIEM from the console; never stored";
 }
 
 /// The taxonomy entry of `code`, if it is known.

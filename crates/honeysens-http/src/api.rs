@@ -117,15 +117,7 @@ pub async fn status(
     let skew = report.clock_skew_ms();
     st.status_writer.record(report).await?;
     let sensor = &id.sensor;
-    let settings = match st.cache.settings() {
-        Some(s) => s,
-        None => {
-            let generation = st.cache.generation();
-            let s = st.store.get_settings().await?;
-            st.cache.put_settings(s.clone(), generation);
-            s
-        }
-    };
+    let settings = crate::pipeline::settings(st).await?;
     let certificate = match &id.method {
         AuthMethod::ClientCertificate { not_after, .. }
         | AuthMethod::ProxyCertificate { not_after, .. }
@@ -221,8 +213,10 @@ async fn sensor_events(
     Ok(Json(upload_events(&st, &id, upload.events).await?))
 }
 
-/// Validates each event on its own and stores the valid ones in one batch (idempotent on the
-/// event uid). Shared by HTTPS and in-process transports.
+/// Validates each event on its own and passes the valid ones as one batch through the event
+/// pipeline (filters, store, incidents, alerts; idempotent on the event uid). Events a filter
+/// drops count as accepted: the sensor must not send them again. Shared by HTTPS and
+/// in-process transports.
 pub async fn upload_events(
     st: &AppState,
     id: &SensorIdentity,
@@ -270,12 +264,13 @@ pub async fn upload_events(
             continue;
         }
         honeysens_core::taxonomy::classify(&mut event.data);
-        batch.push((event, division, EventStatus::New));
+        batch.push(event);
     }
     if !batch.is_empty() {
-        let report = st.store.insert_events(&batch).await?;
-        result.accepted = report.inserted.into_iter().map(|(uid, _)| uid).collect();
-        result.duplicates = report.duplicates;
+        let out = crate::pipeline::ingest(st, division, batch).await?;
+        result.accepted = out.report.inserted.into_iter().map(|(uid, _)| uid).collect();
+        result.accepted.extend(out.dropped);
+        result.duplicates = out.report.duplicates;
     }
     Ok(result)
 }

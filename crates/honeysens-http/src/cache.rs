@@ -2,14 +2,15 @@
 //!
 //! A poll used to cost five store round trips before any work; thousands of sensors polling
 //! make that the server's main load. Authentication results (certificate → sensor, sensor →
-//! HMAC secret) and the settings are kept for at most [`TTL`]. Every management request that
+//! HMAC secret), the settings and each division's event filters are kept for at most [`TTL`]. Every management request that
 //! may change something (any method but GET/HEAD, and the credential-rotating config download)
 //! bumps a generation counter, and an entry loaded under an older generation is never used: on
 //! this server a deleted sensor or a revoked certificate is locked out at once. Changes made
 //! elsewhere (another replica, the admin CLI) take effect within [`TTL`].
 
-use honeysens_core::ids::SensorId;
-use honeysens_core::model::{Sensor, Settings};
+use honeysens_core::ids::{DivisionId, SensorId};
+use honeysens_core::model::{EventFilter, Sensor, Settings};
+use std::sync::Arc;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +68,7 @@ pub struct HotCache {
     certs: Map<String, CertEntry>,
     hmac: Map<SensorId, (Sensor, Option<String>)>,
     settings: Map<(), Settings>,
+    filters: Map<DivisionId, Arc<Vec<EventFilter>>>,
 }
 
 impl std::fmt::Debug for HotCache {
@@ -84,6 +86,7 @@ impl Default for HotCache {
             certs: Map::new(),
             hmac: Map::new(),
             settings: Map::new(),
+            filters: Map::new(),
         }
     }
 }
@@ -127,6 +130,16 @@ impl HotCache {
     /// Remembers the settings loaded under `generation`.
     pub fn put_settings(&self, value: Settings, generation: u64) {
         self.settings.put((), value, generation);
+    }
+
+    /// A division's enabled event filters, if cached and current.
+    pub fn filters(&self, division: DivisionId) -> Option<Arc<Vec<EventFilter>>> {
+        self.filters.get(&division, self.generation())
+    }
+
+    /// Remembers a division's enabled filters loaded under `generation`.
+    pub fn put_filters(&self, division: DivisionId, value: Arc<Vec<EventFilter>>, generation: u64) {
+        self.filters.put(division, value, generation);
     }
 }
 

@@ -30,6 +30,7 @@
 //!     blobs: Arc::new(honeysens_store::FsBlobStore::open_dir("./data/blobs").await?),
 //!     public_endpoint: None,
 //!     max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
+//!     pipeline: Default::default(),
 //! };
 //! let server = Server::bind(store, ca, options).await?;
 //! println!("listening on https://{}", server.local_addr()?);
@@ -46,6 +47,7 @@ pub mod hmac;
 pub mod inprocess;
 pub mod mgmt;
 pub mod mgmt_client;
+pub mod pipeline;
 pub mod proxy_header;
 pub mod registry;
 pub mod server;

@@ -78,6 +78,8 @@ pub struct ServerOptions {
     /// Largest service package `POST /api/services/packages` accepts, in bytes
     /// (default [`mgmt::packages::DEFAULT_MAX_PACKAGE`]).
     pub max_service_package: u64,
+    /// Job worker, heartbeat and notification options.
+    pub pipeline: crate::pipeline::PipelineOptions,
 }
 
 /// The TLS configuration in force, swapped atomically when the CRL changes.
@@ -156,6 +158,8 @@ pub struct AppState {
     pub status_writer: crate::status_writer::StatusWriter,
     /// Largest service package accepted (see [`ServerOptions::max_service_package`]).
     pub max_service_package: u64,
+    /// The event pipeline's options and worker wake-up.
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
 }
 
 /// A bound, not yet running server.
@@ -217,6 +221,19 @@ async fn invalidate_after_changes(
     response
 }
 
+/// Starts the job worker and the heartbeat loop when the options ask for them.
+fn spawn_pipeline(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    if !state.pipeline.options.workers {
+        return Vec::new();
+    }
+    let mut tasks = vec![tokio::spawn(crate::pipeline::heartbeat::run(state.clone()))];
+    match crate::pipeline::worker::Worker::new(state.clone()) {
+        Ok(w) => tasks.push(tokio::spawn(w.run())),
+        Err(e) => tracing::error!(error = %e, "the job worker cannot start; no notifications"),
+    }
+    tasks
+}
+
 impl Server {
     /// Binds the listen address and prepares TLS with the current CRL.
     pub async fn bind(
@@ -245,6 +262,7 @@ impl Server {
             public_endpoint: options.public_endpoint,
             cache: Arc::new(crate::cache::HotCache::default()),
             max_service_package: options.max_service_package,
+            pipeline: crate::pipeline::Pipeline::new(options.pipeline),
         };
         let listener = TcpListener::bind(options.listen).await?;
         Ok(Server {
@@ -289,6 +307,7 @@ impl Server {
                 }
             }
         });
+        let background = spawn_pipeline(&state);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -342,6 +361,9 @@ impl Server {
             }
         }
         refresher.abort();
+        for task in background {
+            task.abort();
+        }
         drop(listener);
         if tokio::time::timeout(shutdown_grace, graceful.shutdown())
             .await

@@ -89,6 +89,7 @@ impl Srv {
             ),
             public_endpoint: None,
             max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
+            pipeline: Default::default(),
         };
         let server = Server::bind(self.store.clone(), self.ca.clone(), options)
             .await

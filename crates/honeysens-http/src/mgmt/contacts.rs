@@ -3,6 +3,9 @@
 //!
 //! Everybody reads the contacts of their divisions (admins: all); admins and managers of the
 //! division write. Contacts of other divisions answer 404.
+//!
+//! A webhook's signing secret is write-only: answers never carry it; an update without a
+//! secret keeps the stored one, an empty string removes it.
 
 use super::openapi::ErrorResponses;
 use super::page::{DivisionPageQuery, Paged, QueryParams};
@@ -28,6 +31,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// `GET /api/contacts` query.
 pub type ContactQuery = DivisionPageQuery;
+
+/// The contact as answered: without the webhook secret.
+fn redact(mut c: Contact) -> Contact {
+    if let ContactTarget::Webhook { secret, .. } = &mut c.spec.target {
+        *secret = None;
+    }
+    c
+}
 
 async fn visible_contact(st: &AppState, p: &Principal, id: ContactId) -> Result<Contact, ApiError> {
     let c = st.store.get_contact(id).await?;
@@ -83,6 +94,7 @@ pub async fn list_contacts(
         .list_contacts(q.division_id.map(DivisionId))
         .await?;
     all.retain(|c| p.sees(c.spec.division_id));
+    let all = all.into_iter().map(redact).collect();
     Ok(Json(q.page().apply(all, |c| c.id.0)?))
 }
 
@@ -91,9 +103,14 @@ pub async fn list_contacts(
 pub async fn create_contact(
     State(st): State<AppState>,
     p: Principal,
-    JsonBody(spec): JsonBody<ContactSpec>,
+    JsonBody(mut spec): JsonBody<ContactSpec>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
     require_role(&p, Role::Manager)?;
+    if let ContactTarget::Webhook { secret, .. } = &mut spec.target
+        && secret.as_deref() == Some("")
+    {
+        *secret = None;
+    }
     check_spec(&st, &p, &spec).await?;
     let c = st.store.create_contact(&spec).await?;
     audit(
@@ -104,7 +121,7 @@ pub async fn create_contact(
         serde_json::json!({ "division_id": c.spec.division_id, "notify": c.spec.notify }),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, Json(redact(c))))
 }
 
 /// `GET /api/contacts/{id}`.
@@ -115,7 +132,7 @@ pub async fn get_contact(
     Path(raw): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
     let id = ContactId(parse_id(&raw, "contact")?);
-    Ok(Json(visible_contact(&st, &p, id).await?))
+    Ok(Json(redact(visible_contact(&st, &p, id).await?)))
 }
 
 /// `PUT /api/contacts/{id}` (admin; manager of its division and of the target division).
@@ -124,11 +141,22 @@ pub async fn update_contact(
     State(st): State<AppState>,
     p: Principal,
     Path(raw): Path<String>,
-    JsonBody(spec): JsonBody<ContactSpec>,
+    JsonBody(mut spec): JsonBody<ContactSpec>,
 ) -> Result<Json<Contact>, ApiError> {
     require_role(&p, Role::Manager)?;
     let id = ContactId(parse_id(&raw, "contact")?);
-    visible_contact(&st, &p, id).await?;
+    let old = visible_contact(&st, &p, id).await?;
+    if let ContactTarget::Webhook { secret, .. } = &mut spec.target {
+        match secret.as_deref() {
+            None => {
+                if let ContactTarget::Webhook { secret: kept, .. } = old.spec.target {
+                    *secret = kept;
+                }
+            }
+            Some("") => *secret = None,
+            Some(_) => {}
+        }
+    }
     check_spec(&st, &p, &spec).await?;
     let c = st.store.update_contact(id, &spec).await?;
     audit(
@@ -139,7 +167,7 @@ pub async fn update_contact(
         serde_json::json!({ "division_id": c.spec.division_id, "notify": c.spec.notify }),
     )
     .await?;
-    Ok(Json(c))
+    Ok(Json(redact(c)))
 }
 
 /// `DELETE /api/contacts/{id}` (admin; manager of its division).

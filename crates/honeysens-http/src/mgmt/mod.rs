@@ -6,6 +6,7 @@
 pub mod access;
 pub mod contacts;
 pub mod directory;
+pub mod notifications;
 pub mod openapi;
 pub mod packages;
 pub mod page;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(packages::router())
         .merge(settings::router())
+        .merge(notifications::router())
 }
 
 /// The OpenAPI document of the management API (as served at `/api/openapi.json`).

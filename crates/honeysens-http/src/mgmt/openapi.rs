@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         (name = "platforms", description = "Platforms and firmware revisions"),
         (name = "services", description = "Honeypot services, revisions and assignments"),
         (name = "settings", description = "Global settings (admins)"),
+        (name = "notifications", description = "Test sends of mail, webhooks and syslog"),
         (name = "audit", description = "Audit log (admins)"),
     )
 )]

@@ -59,6 +59,9 @@ pub async fn put_settings(
 ) -> Result<Json<SettingsView>, ApiError> {
     require_role(&p, Role::Admin)?;
     new.validate()?;
+    honeysens_notify::validate_templates(&new.templates).map_err(|e| {
+        honeysens_core::Error::invalid("templates", "invalid_template", e.to_string())
+    })?;
     match new.smtp.password.as_deref() {
         None => new.smtp.password = st.store.get_settings().await?.smtp.password,
         Some("") => new.smtp.password = None,

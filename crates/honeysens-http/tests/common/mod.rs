@@ -31,6 +31,22 @@ impl TestServer {
 
     /// Like [`TestServer::start`], listening on `ip` (also in the server certificate).
     pub async fn start_at(trusted_proxies: &[&str], ip: IpAddr) -> TestServer {
+        Self::start_full(trusted_proxies, ip, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with `adjust` applied to the options.
+    pub async fn start_with(
+        trusted_proxies: &[&str],
+        adjust: impl FnOnce(&mut ServerOptions),
+    ) -> TestServer {
+        Self::start_full(trusted_proxies, "127.0.0.1".parse().unwrap(), adjust).await
+    }
+
+    async fn start_full(
+        trusted_proxies: &[&str],
+        ip: IpAddr,
+        adjust: impl FnOnce(&mut ServerOptions),
+    ) -> TestServer {
         let db = std::env::temp_dir().join(format!("hs-http-{}.db", uuid::Uuid::new_v4().simple()));
         let store =
             honeysens_store::open(&format!("sqlite://{}", db.display()), &Default::default())
@@ -44,7 +60,7 @@ impl TestServer {
         let cert = ca
             .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap(), ip])
             .unwrap();
-        let options = ServerOptions {
+        let mut options = ServerOptions {
             listen: std::net::SocketAddr::new(ip, 0),
             tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem).unwrap(),
             trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
@@ -57,7 +73,9 @@ impl TestServer {
             ),
             public_endpoint: None,
             max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
+            pipeline: Default::default(),
         };
+        adjust(&mut options);
         let server = Server::bind(store.clone(), ca.clone(), options)
             .await
             .unwrap();

@@ -1,0 +1,251 @@
+//! Throughput of the full event ingest path per backend: JSON events as a sensor uploads them →
+//! parse and validate → classify → the division's event filters → store with incident grouping
+//! → alert and SIEM jobs enqueued in the same transaction. Everything the server does for an
+//! upload except TLS and HTTP framing (`honeysens_http::api::upload_events`).
+//!
+//! ```text
+//! cargo bench -p honeysens-benches --bench pipeline_ingest
+//! ```
+//!
+//! Environment: `HONEYSENS_TEST_POSTGRES_URL`, `HONEYSENS_TEST_MYSQL_URL` (backends without a URL
+//! are skipped), `HONEYSENS_BENCH_PIPELINE_EVENTS` (events per repetition, default 20000).
+//! Uploads are 1000 events (the agent's batch limit). See `docs/benchmarks.md`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{
+    EventGen, Kind, Res, create_fleet, env_usize, markdown_table, median, min_max,
+    print_machine_info, rate, self_check, thousands, with_bench_db,
+};
+use honeysens_core::model::{
+    ALERT_JOB, EventFilterSpec, FilterAction, FilterCondition, IncidentQuery, IpMatch,
+    PageRequest,
+};
+use honeysens_core::pki::CertificateAuthority;
+use honeysens_http::auth::{AuthMethod, SensorIdentity};
+use honeysens_http::pipeline::PipelineOptions;
+use honeysens_http::server::{Server, ServerOptions};
+use honeysens_http::tls::TlsMaterial;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events per upload.
+const UPLOAD: usize = 1000;
+/// Timed repetitions; the median is reported.
+const REPETITIONS: usize = 5;
+const SEED: u64 = 0x5049_5045_4c49_4e45;
+
+fn main() {
+    common::bench_main("pipeline_ingest", run);
+}
+
+struct Row {
+    kind: Kind,
+    events: usize,
+    rates: Vec<f64>,
+    incidents: usize,
+}
+
+async fn run() -> Res<()> {
+    print_machine_info("pipeline_ingest");
+    let events = env_usize("HONEYSENS_BENCH_PIPELINE_EVENTS")?.unwrap_or(20_000);
+    println!(
+        "{events} events per repetition in uploads of {UPLOAD}; {REPETITIONS} repetitions, \
+         median reported. Three event filters in the division (one auto-resolves ICMP).\n"
+    );
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for kind in Kind::ALL {
+        match with_bench_db(kind, async |db| measure(db.url.clone(), kind, events).await).await {
+            Ok(Some(r)) => rows.push(r),
+            Ok(None) => {}
+            Err(e) => {
+                println!("- {}: FAILED: {e}", kind.name());
+                failed.push(kind.name());
+            }
+        }
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let (lo, hi) = min_max(&r.rates);
+            vec![
+                r.kind.name().to_owned(),
+                thousands(r.events as f64),
+                thousands(median(&r.rates)),
+                format!("{}–{}", thousands(lo), thousands(hi)),
+                r.incidents.to_string(),
+            ]
+        })
+        .collect();
+    println!();
+    print!(
+        "{}",
+        markdown_table(
+            &[
+                "Backend",
+                "Events/rep",
+                "Full path ev/s (median)",
+                "min–max",
+                "Incidents at end",
+            ],
+            &table,
+        )
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed backends: {}", failed.join(", ")).into())
+    }
+}
+
+async fn measure(url: String, kind: Kind, events: usize) -> Res<Row> {
+    let store = honeysens_store::open(&url, &Default::default()).await?;
+    let result = measure_store(store.clone(), kind, events).await;
+    store.close().await;
+    result
+}
+
+async fn measure_store(
+    store: Arc<dyn honeysens_core::Store>,
+    kind: Kind,
+    events: usize,
+) -> Res<Row> {
+    let name = kind.name();
+    let fleet = create_fleet(store.as_ref(), 1, 20).await?;
+    self_check(&fleet)?;
+    let (sensor_id, division) = fleet.sensors[0];
+    for (i, (action, cond)) in [
+        (
+            FilterAction::Resolve,
+            FilterCondition::TypeCode {
+                value: "icmp.*".into(),
+            },
+        ),
+        (
+            FilterAction::Drop,
+            FilterCondition::Source {
+                value: IpMatch::Net {
+                    net: "192.0.2.0/24".parse()?,
+                },
+            },
+        ),
+        (
+            FilterAction::Drop,
+            FilterCondition::DestPort { from: 1, to: 1 },
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .create_filter(&EventFilterSpec {
+                division_id: division,
+                name: format!("bench filter {i}"),
+                description: None,
+                enabled: true,
+                action,
+                conditions: vec![cond],
+            })
+            .await?;
+    }
+    let ca = Arc::new(CertificateAuthority::load_or_create(store.as_ref(), "Bench CA").await?);
+    let cert = ca.issue_server(&["localhost".into()], &["127.0.0.1".parse()?])?;
+    let dir = std::env::temp_dir().join(format!("hs-bench-pipeline-{}", uuid::Uuid::new_v4()));
+    let server = Server::bind(
+        store.clone(),
+        ca,
+        ServerOptions {
+            listen: "127.0.0.1:0".parse()?,
+            tls: TlsMaterial::from_pem(&cert.cert_pem, &cert.key_pem)?,
+            trusted_proxies: vec![],
+            crl_refresh: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(1),
+            blobs: Arc::new(honeysens_store::FsBlobStore::open_dir(&dir).await?),
+            public_endpoint: None,
+            max_service_package: honeysens_http::mgmt::packages::DEFAULT_MAX_PACKAGE,
+            // Ingest only: the jobs stay queued, as they would while workers are busy.
+            pipeline: PipelineOptions {
+                workers: false,
+                ..Default::default()
+            },
+        },
+    )
+    .await?;
+    let st = server.state();
+    let identity = SensorIdentity {
+        sensor_id,
+        method: AuthMethod::InProcess,
+        sensor: store.get_sensor(sensor_id).await?,
+    };
+    let mut generator = EventGen::live(SEED, &fleet);
+    let mut upload = |n: usize| -> Vec<Vec<serde_json::Value>> {
+        let batch: Vec<serde_json::Value> = generator
+            .batch(n)
+            .into_iter()
+            .map(|(mut e, _, _)| {
+                e.data.sensor_id = sensor_id;
+                serde_json::to_value(&e).unwrap()
+            })
+            .collect();
+        batch.chunks(UPLOAD).map(<[_]>::to_vec).collect()
+    };
+    // Warm-up: pool connections, statements, caches.
+    for chunk in upload(UPLOAD) {
+        honeysens_http::api::upload_events(&st, &identity, chunk).await?;
+    }
+    let mut rates = Vec::new();
+    for rep in 0..REPETITIONS {
+        let data = upload(events);
+        let start = Instant::now();
+        let mut accepted = 0;
+        for chunk in data {
+            let r = honeysens_http::api::upload_events(&st, &identity, chunk).await?;
+            if !r.rejected.is_empty() {
+                return Err(format!("{name}: {} events rejected", r.rejected.len()).into());
+            }
+            accepted += r.accepted.len();
+        }
+        let elapsed = start.elapsed();
+        if accepted != events {
+            return Err(format!("{name}: {accepted} of {events} accepted").into());
+        }
+        rates.push(rate(events, elapsed));
+        eprintln!(
+            "[{name}] rep {}/{REPETITIONS}: {} ev/s",
+            rep + 1,
+            thousands(rates[rep])
+        );
+    }
+    let mut incidents = 0;
+    let mut page = PageRequest::first(512);
+    loop {
+        let p = store.list_incidents(&IncidentQuery::default(), &page).await?;
+        incidents += p.items.len();
+        match p.next {
+            Some(n) => page.after = Some(n),
+            None => break,
+        }
+    }
+    // Sanity: the path really grouped and enqueued.
+    let claimed = store
+        .claim_jobs(
+            "bench",
+            Some(&[ALERT_JOB.to_owned()]),
+            1,
+            Duration::from_secs(1),
+        )
+        .await?;
+    if incidents == 0 || claimed.is_empty() {
+        return Err(format!("{name}: no incidents or alert jobs were created").into());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Row {
+        kind,
+        events,
+        rates,
+        incidents,
+    })
+}

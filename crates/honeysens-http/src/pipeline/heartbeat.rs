@@ -1,0 +1,225 @@
+//! Sensor heartbeat and housekeeping.
+//!
+//! A sensor that has not polled for its interval plus the admins' threshold gets a
+//! `sensor.timeout` event and its contacts a notice; when it polls again, `sensor.recovered`.
+//! The store's conditional `set_sensor_offline` makes exactly one replica raise each. The
+//! same loop applies retention: resolved and ignored events (and incidents) move to the archive
+//! after `archive_after_days`, archived ones are deleted after `delete_archived_after_days`.
+
+use super::worker::{division_name, notify_contacts};
+use super::{ingest, settings};
+use crate::server::AppState;
+use honeysens_core::model::{
+    Classification, EventData, EventQuery, EventSelection, EventStatus, EventUpdate,
+    IncidentQuery, IncidentUpdate, NewEvent, Protocol, Sensor, Settings, Severity,
+};
+use honeysens_core::time::{Timestamp, now};
+use honeysens_notify::{Message, SensorNotice, SensorNoticeKind};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+/// How often retention runs (it is cheap when nothing is due, but needs no minute precision).
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Finished jobs are kept this long for inspection.
+const JOB_HISTORY: chrono::Duration = chrono::Duration::days(7);
+
+/// Runs the heartbeat check every `period` until the task is dropped.
+pub async fn run(st: AppState) {
+    let mut tick = tokio::time::interval(st.pipeline.options.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        if let Err(e) = check_sensors(&st).await {
+            tracing::warn!(error = %e, "sensor heartbeat check failed");
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(Instant::now());
+            if let Err(e) = retention(&st).await {
+                tracing::warn!(error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+/// When a sensor counts as timed out: its interval plus the threshold after its last poll.
+pub fn deadline(sensor: &Sensor, settings: &Settings) -> Option<Timestamp> {
+    let minutes = sensor
+        .spec
+        .update_interval
+        .unwrap_or(settings.update_interval)
+        + settings.sensor_timeout_threshold;
+    sensor
+        .last_seen
+        .map(|t| t + chrono::Duration::minutes(i64::from(minutes)))
+}
+
+/// One pass over all sensors; returns how many changed state.
+pub async fn check_sensors(st: &AppState) -> honeysens_core::Result<usize> {
+    let settings = settings(st).await?;
+    let at = now();
+    let mut changed = 0;
+    for sensor in st.store.list_sensors(None).await? {
+        // A sensor that never polled was never up; it cannot time out.
+        let Some(deadline) = deadline(&sensor, &settings) else {
+            continue;
+        };
+        let overdue = at > deadline;
+        if overdue == sensor.offline {
+            continue;
+        }
+        if !st.store.set_sensor_offline(sensor.id, overdue).await? {
+            continue; // another replica got there first
+        }
+        changed += 1;
+        let kind = if overdue {
+            SensorNoticeKind::Timeout
+        } else {
+            SensorNoticeKind::Recovered
+        };
+        raise(st, &settings, &sensor, kind, at).await?;
+    }
+    Ok(changed)
+}
+
+async fn raise(
+    st: &AppState,
+    settings: &Settings,
+    sensor: &Sensor,
+    kind: SensorNoticeKind,
+    at: Timestamp,
+) -> honeysens_core::Result<()> {
+    let (code, summary) = match kind {
+        SensorNoticeKind::Timeout => (
+            "sensor.timeout",
+            format!("sensor {} missed its heartbeat", sensor.spec.name),
+        ),
+        _ => (
+            "sensor.recovered",
+            format!("sensor {} reports again", sensor.spec.name),
+        ),
+    };
+    let mut data = EventData {
+        uid: uuid::Uuid::new_v4(),
+        sensor_id: sensor.id,
+        service: None,
+        timestamp: at,
+        // No attacker: the unspecified address marks a server-raised event.
+        source_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        source_port: None,
+        dest_ip: None,
+        dest_port: None,
+        protocol: Protocol::Unknown,
+        type_code: code.to_owned(),
+        classification: Classification::Unknown,
+        severity: Severity::Info,
+        summary,
+    };
+    honeysens_core::taxonomy::classify(&mut data);
+    let ev = NewEvent {
+        data,
+        details: Vec::new(),
+        packets: Vec::new(),
+    };
+    // Through the normal path: filters may silence a flapping sensor; the SIEM sees it.
+    ingest(st, sensor.spec.division_id, vec![ev]).await?;
+    let msg = Message::Sensor(SensorNotice {
+        sensor_id: sensor.id,
+        sensor_name: sensor.spec.name.clone(),
+        division: division_name(st, sensor.spec.division_id).await,
+        kind,
+        last_seen: sensor.last_seen,
+        at,
+    });
+    notify_contacts(st, settings, sensor.spec.division_id, &msg, |n| {
+        n.sensor_timeouts
+    })
+    .await?;
+    Ok(())
+}
+
+/// Archives and deletes by the retention settings; prunes finished jobs.
+pub async fn retention(st: &AppState) -> honeysens_core::Result<()> {
+    let settings = settings(st).await?;
+    let at = now();
+    if settings.archive_after_days > 0 {
+        let cutoff = at - chrono::Duration::days(i64::from(settings.archive_after_days));
+        let done = vec![EventStatus::Resolved, EventStatus::Ignored];
+        let n = st
+            .store
+            .update_events(
+                &EventSelection {
+                    ids: None,
+                    query: EventQuery {
+                        statuses: done.clone(),
+                        until: Some(cutoff),
+                        archived: Some(false),
+                        ..EventQuery::default()
+                    },
+                },
+                &EventUpdate {
+                    archived: Some(true),
+                    ..EventUpdate::default()
+                },
+            )
+            .await?;
+        let incidents = archive_incidents(st, done, cutoff).await?;
+        if n + incidents > 0 {
+            tracing::info!(events = n, incidents, "archived by retention");
+        }
+    }
+    if settings.delete_archived_after_days > 0 {
+        let cutoff = at - chrono::Duration::days(i64::from(settings.delete_archived_after_days));
+        let n = st
+            .store
+            .delete_events(&EventSelection {
+                ids: None,
+                query: EventQuery {
+                    until: Some(cutoff),
+                    archived: Some(true),
+                    ..EventQuery::default()
+                },
+            })
+            .await?;
+        let incidents = st.store.prune_incidents(cutoff).await?;
+        if n + incidents > 0 {
+            tracing::info!(events = n, incidents, "deleted by retention");
+        }
+    }
+    st.store.purge_jobs(at - JOB_HISTORY).await?;
+    Ok(())
+}
+
+/// Archives finished incidents whose last event is older than `cutoff`, page by page.
+async fn archive_incidents(
+    st: &AppState,
+    statuses: Vec<EventStatus>,
+    cutoff: Timestamp,
+) -> honeysens_core::Result<u64> {
+    let query = IncidentQuery {
+        statuses,
+        archived: Some(false),
+        until: Some(cutoff),
+        ..IncidentQuery::default()
+    };
+    let update = IncidentUpdate {
+        archived: Some(true),
+        ..IncidentUpdate::default()
+    };
+    let mut total = 0;
+    loop {
+        let page = st
+            .store
+            .list_incidents(&query, &honeysens_core::model::PageRequest::first(500))
+            .await?;
+        if page.items.is_empty() {
+            return Ok(total);
+        }
+        let ids: Vec<_> = page.items.iter().map(|i| i.id).collect();
+        let n = st.store.update_incidents(&ids, &query, &update).await?;
+        total += n;
+        if n == 0 {
+            return Ok(total); // nothing moved: do not loop on the same page
+        }
+    }
+}
