@@ -243,6 +243,10 @@ pub trait CertificateStore: Send + Sync {
 pub trait JobStore: Send + Sync {
     /// Enqueues a job.
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobId>;
+    /// Enqueues a job unless one with the same `key` was enqueued before (and not yet purged);
+    /// `None` then. Replicas scheduling the same periodic job (`summary.weekly:2026-W48`)
+    /// enqueue it once.
+    async fn enqueue_job_once(&self, job: &NewJob, key: &str) -> Result<Option<JobId>>;
     /// Claims up to `limit` due jobs (optionally of the given kinds) for `worker`, leasing them
     /// for `lease`; expired leases of crashed workers are claimed again.
     async fn claim_jobs(

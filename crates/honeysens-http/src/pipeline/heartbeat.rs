@@ -33,6 +33,9 @@ pub async fn run(st: AppState) {
         if let Err(e) = check_sensors(&st).await {
             tracing::warn!(error = %e, "sensor heartbeat check failed");
         }
+        if let Err(e) = schedule(&st, now()).await {
+            tracing::warn!(error = %e, "scheduling periodic notices failed");
+        }
         if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(Instant::now());
             if let Err(e) = retention(&st).await {
@@ -40,6 +43,55 @@ pub async fn run(st: AppState) {
             }
         }
     }
+}
+
+/// The weekly summary goes out on Mondays from this hour (UTC) on.
+const SUMMARY_HOUR: u32 = 7;
+/// CA expiry warnings start this many days before the CA certificate expires (daily).
+pub const CA_WARN_DAYS: i64 = 30;
+
+/// The start of the weekly summary period `at` falls into, and its ISO week key.
+pub fn summary_slot(at: Timestamp) -> (Timestamp, String) {
+    use chrono::{Datelike, TimeZone};
+    let date = at.date_naive();
+    let monday = date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()));
+    let mut due = chrono::Utc.from_utc_datetime(
+        &monday
+            .and_hms_opt(SUMMARY_HOUR, 0, 0)
+            .unwrap_or_else(|| monday.and_time(chrono::NaiveTime::MIN)),
+    );
+    if at < due {
+        due -= chrono::Duration::days(7);
+    }
+    let week = due.iso_week();
+    (due, format!("{}-W{:02}", week.year(), week.week()))
+}
+
+/// Enqueues the weekly summary and CA expiry warnings when due, once across replicas.
+pub async fn schedule(st: &AppState, at: Timestamp) -> honeysens_core::Result<()> {
+    let (due, week) = summary_slot(at);
+    let payload = serde_json::json!({ "from": due - chrono::Duration::days(7), "until": due });
+    let job = honeysens_core::model::NewJob::now(super::worker::SUMMARY_JOB, payload);
+    if st
+        .store
+        .enqueue_job_once(&job, &format!("{}:{week}", super::worker::SUMMARY_JOB))
+        .await?
+        .is_some()
+    {
+        st.pipeline.wake.notify_one();
+    }
+    if let Ok(info) = honeysens_core::pki::inspect(st.ca.cert_der()) {
+        let days_left = (info.not_after - at).num_days();
+        if days_left <= CA_WARN_DAYS {
+            let payload = serde_json::json!({ "not_after": info.not_after, "days_left": days_left });
+            let job = honeysens_core::model::NewJob::now(super::worker::CA_EXPIRY_JOB, payload);
+            let key = format!("{}:{}", super::worker::CA_EXPIRY_JOB, at.date_naive());
+            if st.store.enqueue_job_once(&job, &key).await?.is_some() {
+                st.pipeline.wake.notify_one();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// When a sensor counts as timed out: its interval plus the threshold after its last poll.
@@ -221,5 +273,31 @@ async fn archive_incidents(
         if n == 0 {
             return Ok(total); // nothing moved: do not loop on the same page
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn summary_slot_is_the_last_monday_morning() {
+        // Friday 2026-11-27: the slot started Monday 2026-11-23 07:00 (ISO week 48).
+        let (due, key) = summary_slot(ts("2026-11-27T12:00:00Z"));
+        assert_eq!(due, ts("2026-11-23T07:00:00Z"));
+        assert_eq!(key, "2026-W48");
+        // Monday before 07:00 still belongs to the previous week's slot.
+        let (due, key) = summary_slot(ts("2026-11-30T06:59:59Z"));
+        assert_eq!(due, ts("2026-11-23T07:00:00Z"));
+        assert_eq!(key, "2026-W48");
+        let (due, key) = summary_slot(ts("2026-11-30T07:00:00Z"));
+        assert_eq!(due, ts("2026-11-30T07:00:00Z"));
+        assert_eq!(key, "2026-W49");
+        // Across the year boundary the ISO year counts: Monday 2026-12-28 is 2026-W53.
+        assert_eq!(summary_slot(ts("2027-01-02T00:00:00Z")).1, "2026-W53");
     }
 }

@@ -11,11 +11,12 @@ use honeysens_core::ids::{ContactId, DivisionId, EventId, IncidentId};
 use honeysens_core::model::{
     ALERT_JOB, ContactTarget, Event, EventQuery, EventStatus, FORWARD_JOB, Incident, Job,
     NewEvent,
-    NewJob, NotifyOn, PageRequest, Settings, Severity,
+    NewJob, NotifyOn, PageRequest, Role, Settings, Severity, StatsBucket,
 };
 use honeysens_core::time::now;
 use honeysens_notify::{
-    AlertMessage, DeliveryError, Mailer, Message, Rendered, SyslogForwarder, WebhookClient,
+    AlertMessage, CaExpiryMessage, DeliveryError, Mailer, Message, Rendered, SummaryMessage,
+    SyslogForwarder, WebhookClient,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -25,8 +26,19 @@ use tokio::sync::Mutex;
 pub const MAIL_JOB: &str = "notify.email";
 /// Job kind of one webhook call.
 pub const WEBHOOK_JOB: &str = "notify.webhook";
+/// Job kind of the weekly summary; payload `{"from", "until"}`.
+pub const SUMMARY_JOB: &str = "summary.weekly";
+/// Job kind of a CA expiry warning; payload `{"not_after", "days_left"}`.
+pub const CA_EXPIRY_JOB: &str = "ca.expiry";
 /// Every kind this worker runs.
-pub const KINDS: [&str; 4] = [ALERT_JOB, FORWARD_JOB, MAIL_JOB, WEBHOOK_JOB];
+pub const KINDS: [&str; 6] = [
+    ALERT_JOB,
+    FORWARD_JOB,
+    MAIL_JOB,
+    WEBHOOK_JOB,
+    SUMMARY_JOB,
+    CA_EXPIRY_JOB,
+];
 
 /// How long a claimed job is ours; a crashed worker's jobs are claimed again after it.
 const LEASE: Duration = Duration::from_secs(120);
@@ -209,6 +221,19 @@ impl Worker {
                 };
                 Ok(self.webhook.post(url, secret.as_deref(), &p.message).await?)
             }
+            SUMMARY_JOB => {
+                #[derive(Deserialize)]
+                struct P {
+                    from: honeysens_core::time::Timestamp,
+                    until: honeysens_core::time::Timestamp,
+                }
+                let p: P = serde_json::from_value(payload).map_err(bad)?;
+                self.summary(p.from, p.until).await
+            }
+            CA_EXPIRY_JOB => {
+                let p: CaExpiryMessage = serde_json::from_value(payload).map_err(bad)?;
+                self.ca_expiry(p).await
+            }
             other => Err(JobError::Permanent(format!("unknown job kind {other}"))),
         }
     }
@@ -307,6 +332,71 @@ impl Worker {
             packets: Vec::new(),
         };
         super::ingest(&self.st, incident.division_id, vec![ev]).await?;
+        Ok(())
+    }
+
+    /// The weekly summary: per division, the statistics of the past week to the contacts that
+    /// want it.
+    async fn summary(
+        &self,
+        from: honeysens_core::time::Timestamp,
+        until: honeysens_core::time::Timestamp,
+    ) -> Result<(), JobError> {
+        let settings = settings(&self.st).await?;
+        for d in self.st.store.list_divisions().await? {
+            let query = EventQuery {
+                divisions: Some(vec![d.id]),
+                from: Some(from),
+                until: Some(until),
+                ..EventQuery::default()
+            };
+            let stats = self
+                .st
+                .store
+                .event_stats(&query, StatsBucket::Day, 10)
+                .await?;
+            let msg = Message::Summary(SummaryMessage {
+                division: d.spec.name.clone(),
+                from,
+                until,
+                stats,
+            });
+            notify_contacts(&self.st, &settings, d.id, &msg, |n| n.weekly_summary).await?;
+        }
+        Ok(())
+    }
+
+    /// Warns every admin with a mail address that the CA certificate expires soon.
+    async fn ca_expiry(&self, msg: CaExpiryMessage) -> Result<(), JobError> {
+        let settings = settings(&self.st).await?;
+        let mut to: Vec<String> = self
+            .st
+            .store
+            .list_users(None)
+            .await?
+            .into_iter()
+            .filter(|u| u.spec.role == Role::Admin)
+            .filter_map(|u| u.spec.email)
+            .collect();
+        to.sort();
+        to.dedup();
+        if to.is_empty() || !settings.smtp.enabled {
+            tracing::warn!(days_left = msg.days_left, "the CA certificate expires soon; no admin can be mailed");
+            return Ok(());
+        }
+        let r = honeysens_notify::render(&Message::CaExpiry(msg), &settings.templates)
+            .map_err(|e| JobError::Permanent(e.to_string()))?;
+        let j = job(
+            MAIL_JOB,
+            &MailJob {
+                to,
+                subject: r.subject,
+                body: r.body,
+            },
+            &settings,
+        );
+        self.st.store.enqueue_job(&j).await?;
+        self.st.pipeline.wake.notify_one();
         Ok(())
     }
 
