@@ -67,6 +67,8 @@ impl MySqlStore {
         &self.pool
     }
 
+    pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
+    pub(crate) const INT_DIV: &'static str = "DIV";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON DUPLICATE KEY UPDATE value = VALUES(value)";

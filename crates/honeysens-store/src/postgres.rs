@@ -58,6 +58,8 @@ impl PostgresStore {
         &self.pool
     }
 
+    pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
+    pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value";

@@ -83,6 +83,9 @@ impl SqliteStore {
         &self.pool
     }
 
+    // `BEGIN IMMEDIATE` already serialises writers; SQLite has no row locks.
+    pub(crate) const LOCK_UPDATE: &'static str = "";
+    pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = "";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value";
