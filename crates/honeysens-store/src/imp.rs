@@ -10,6 +10,7 @@
 //! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows;
 //! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
 //! - `LOCK_UPDATE`: the row-locking suffix of the incident lookup during ingest;
+//! - `SOURCE_LOCK`: the upsert that locks a source's `incident_sources` row (none on SQLite);
 //! - `INT_DIV`: integer division (`/` or MySQL's `DIV`) for timeline buckets;
 //! - `UPSERT_SETTING`, `INIT_CA`, `UPSERT_ASSIGNMENT`: the engine's upsert spelling.
 
@@ -442,6 +443,22 @@ macro_rules! impl_store {
                         .unwrap_or(0);
                     let divisions: BTreeSet<i64> = groups.keys().map(|k| k.0).collect();
                     let keys: BTreeSet<[u8; 16]> = groups.keys().map(|k| k.1).collect();
+                    // Serialise ingests per source first (keys in sorted order, so no lock cycles):
+                    // without it two replicas could both find no live incident and open two.
+                    if let Some(upsert) = Self::SOURCE_LOCK {
+                        let keys: Vec<&(i64, [u8; 16])> = groups.keys().collect();
+                        for chunk in keys.chunks(EVENT_CHUNK) {
+                            let mut qb = Qb::new("INSERT INTO incident_sources (division_id, source_key) ");
+                            qb.push_values(chunk, |mut b, (d, k)| {
+                                b.push_bind(*d).push_bind(k.to_vec());
+                            });
+                            qb.push(upsert);
+                            qb.build()
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(write_err("incident", "division"))?;
+                        }
+                    }
                     // One lookup for the whole batch; rows locked in id order so concurrent
                     // batches queue up instead of deadlocking.
                     let mut qb = Qb::new(
@@ -1987,6 +2004,16 @@ macro_rules! impl_store {
                     ))
                     .bind(true)
                     .bind(to_micros(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("incident"))?;
+                    // Lock rows of sources without incidents are only kept for serialisation;
+                    // the next ingest of such a source creates its row again.
+                    sqlx::query(Self::sql(
+                        "DELETE FROM incident_sources WHERE NOT EXISTS (SELECT 1 FROM incidents \
+                         WHERE incidents.division_id = incident_sources.division_id \
+                         AND incidents.source_key = incident_sources.source_key)",
+                    ))
                     .execute(&self.pool)
                     .await
                     .map_err(read_err("incident"))?;

@@ -24,6 +24,15 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_source ON incidents (division_id, source_key, last_seen);
 CREATE INDEX incidents_last_seen ON incidents (last_seen, id);
 
+-- One row per (division, source) with incidents: an ingest locks its sources' rows before it
+-- looks for their live incidents, so two replicas cannot both open one for a new source.
+CREATE TABLE incident_sources (
+    division_id  BIGINT        NOT NULL,
+    source_key   VARBINARY(16) NOT NULL,
+    PRIMARY KEY (division_id, source_key),
+    FOREIGN KEY (division_id) REFERENCES divisions (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
 ALTER TABLE events ADD COLUMN incident_id BIGINT NULL;
 CREATE INDEX events_incident ON events (incident_id);
 ALTER TABLE events ADD CONSTRAINT events_incident_fk

@@ -22,6 +22,14 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_source ON incidents (division_id, source_key, last_seen);
 CREATE INDEX incidents_last_seen ON incidents (last_seen, id);
 
+-- One row per (division, source) with incidents: an ingest locks its sources' rows before it
+-- looks for their live incidents, so two replicas cannot both open one for a new source.
+CREATE TABLE incident_sources (
+    division_id  BIGINT NOT NULL REFERENCES divisions (id) ON DELETE CASCADE,
+    source_key   BLOB NOT NULL,
+    PRIMARY KEY (division_id, source_key)
+);
+
 -- SQLite allows a REFERENCES clause on an added column when its default is NULL.
 ALTER TABLE events ADD COLUMN incident_id BIGINT REFERENCES incidents (id) ON DELETE SET NULL;
 CREATE INDEX events_incident ON events (incident_id);
