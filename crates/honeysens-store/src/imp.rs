@@ -2159,6 +2159,26 @@ macro_rules! impl_store {
                     Ok(JobId(id))
                 }
 
+                async fn enqueue_job_once(&self, job: &NewJob, key: &str) -> Result<Option<JobId>> {
+                    job.validate()?;
+                    let q = sqlx::query(Self::sql_returning_id(
+                        "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, run_at, created_at, once_key) \
+                         VALUES (?, ?, 'queued', 0, ?, ?, ?, ?)",
+                    ))
+                    .bind(&job.kind)
+                    .bind(json(&job.payload))
+                    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                    .bind(to_micros(job.run_at))
+                    .bind(to_micros(now()))
+                    .bind(key);
+                    // The unique key is the whole point: a second enqueue is a no-op.
+                    match Self::fetch_id(q, &self.pool).await.map_err(write_err("job", "job")) {
+                        Ok(id) => Ok(Some(JobId(id))),
+                        Err(Error::Conflict { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+
                 async fn claim_jobs(
                     &self,
                     worker: &str,

@@ -38,3 +38,8 @@ ALTER TABLE sensors ADD COLUMN offline BOOLEAN NOT NULL DEFAULT 0;
 
 -- HMAC key of webhook contacts.
 ALTER TABLE contacts ADD COLUMN secret TEXT;
+
+-- Periodic jobs (weekly summary, CA expiry warnings) are enqueued once per key, also when
+-- several replicas schedule them; NULL for ordinary jobs.
+ALTER TABLE jobs ADD COLUMN once_key TEXT;
+CREATE UNIQUE INDEX jobs_once ON jobs (once_key);

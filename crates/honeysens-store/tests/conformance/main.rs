@@ -48,6 +48,7 @@ conformance!(
     settings_roundtrip,
     certificates_and_revocation,
     jobs_lifecycle,
+    jobs_enqueued_once_per_key,
     jobs_claimed_once_under_concurrency,
     concurrent_writers,
     sessions_lifecycle,

@@ -1791,6 +1791,54 @@ pub async fn certificates_and_revocation(s: S) {
     assert_eq!(crl, vec!["0a01", "0a03"]);
 }
 
+pub async fn jobs_enqueued_once_per_key(s: S) {
+    let job = NewJob::now("summary.weekly", serde_json::json!({"week": 48}));
+    let first = s
+        .enqueue_job_once(&job, "summary.weekly:2026-W48")
+        .await
+        .unwrap()
+        .expect("first enqueue creates the job");
+    // Concurrent schedulers (replicas) racing for the same key: none gets a second job.
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let s = s.clone();
+            let job = job.clone();
+            tokio::spawn(async move { s.enqueue_job_once(&job, "summary.weekly:2026-W48").await })
+        })
+        .collect();
+    for r in racers {
+        assert_eq!(r.await.unwrap().unwrap(), None);
+    }
+    // Done jobs still hold their key until purged.
+    let claimed = s
+        .claim_jobs("w", Some(&["summary.weekly".to_owned()]), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [first]);
+    s.complete_job(first, "w").await.unwrap();
+    assert_eq!(
+        s.enqueue_job_once(&job, "summary.weekly:2026-W48").await.unwrap(),
+        None
+    );
+    // Another key, and ordinary jobs, are unaffected.
+    assert!(
+        s.enqueue_job_once(&job, "summary.weekly:2026-W49")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.enqueue_job(&job).await.unwrap();
+    s.enqueue_job(&job).await.unwrap();
+    assert_eq!(s.purge_jobs(now() + ChronoDuration::seconds(1)).await.unwrap(), 1);
+    assert!(
+        s.enqueue_job_once(&job, "summary.weekly:2026-W48")
+            .await
+            .unwrap()
+            .is_some(),
+        "a purged key can be used again"
+    );
+}
+
 pub async fn jobs_lifecycle(s: S) {
     let due = s
         .enqueue_job(&NewJob::now(
