@@ -139,3 +139,44 @@ async fn unreachable_is_retryable_bad_url_permanent() {
         );
     }
 }
+
+#[tokio::test]
+async fn https_trusts_the_extra_root_only_when_given() {
+    let Some(py) = venv_python() else { return };
+    let pki = test_pki();
+    let dir = temp_dir("webhook-tls");
+    let out = dir.join("requests.jsonl");
+    std::fs::write(dir.join("cert.pem"), &pki.cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &pki.key_pem).unwrap();
+    let mut cmd = Command::new(&py);
+    cmd.arg(receiver("webhook_receiver.py"))
+        .args(["--secret", "s"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"));
+    let (_proc, port) = spawn_ready(cmd);
+    let url = format!("https://localhost:{port}/hook");
+
+    let untrusting = WebhookClient::new(Duration::from_secs(5), None).unwrap();
+    let err = untrusting
+        .post(&url, Some("s"), &notice())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DeliveryError::Tls(_)) && !err.is_retryable(),
+        "{err:?}"
+    );
+
+    let trusting = WebhookClient::new(Duration::from_secs(5), Some(&pki.ca_pem)).unwrap();
+    trusting.post(&url, Some("s"), &notice()).await.unwrap();
+    let recs = records(&out, 1);
+    assert_eq!(
+        recs.len(),
+        1,
+        "the refused handshake must not have delivered anything"
+    );
+    assert_eq!(recs[0]["verdict"], "valid");
+}

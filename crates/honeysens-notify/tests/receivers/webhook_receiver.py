@@ -4,13 +4,14 @@ Verifies X-HoneySens-Signature itself with hmac (sha256 over "<timestamp>.<body>
 one JSON line per request to --out: {path, event, delivery, timestamp, user_agent,
 content_type, signature, verdict, body}. verdict is "valid", "invalid" or "unsigned".
 Paths /status/<code> answer with that code (after recording); others answer 204.
-Prints "READY <port>" once listening.
+Serves HTTPS with --cert/--key. Prints "READY <port>" once listening.
 """
 
 import argparse
 import hashlib
 import hmac
 import json
+import ssl
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
@@ -18,6 +19,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--secret", default="")
     p.add_argument("--out", required=True)
+    p.add_argument("--cert", help="serve HTTPS with this certificate (and --key)")
+    p.add_argument("--key")
     a = p.parse_args()
     secret = a.secret.encode()
 
@@ -55,6 +58,10 @@ def main():
             pass
 
     srv = HTTPServer(("127.0.0.1", 0), Handler)
+    if a.cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.cert, a.key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(f"READY {srv.server_address[1]}", flush=True)
     srv.serve_forever()
 
