@@ -20,7 +20,7 @@ pub use message::{
     SummaryMessage, TestMessage, render, validate_templates,
 };
 pub use syslog::{SYSLOG_PEN, SyslogForwarder, format_syslog};
-pub use webhook::WebhookClient;
+pub use webhook::{SIGNATURE_HEADER, WebhookClient, signature as webhook_signature};
 
 use std::time::Duration;
 

@@ -329,7 +329,7 @@ pub fn render(msg: &Message, templates: &Templates) -> Result<Rendered, NotifyEr
 }
 
 /// Sample messages of every editable kind, used to try templates.
-pub fn samples() -> Vec<Message> {
+pub(crate) fn samples() -> Vec<Message> {
     use honeysens_core::ids::{DivisionId, EventId, IncidentId};
     use honeysens_core::model::{Classification, EventData, EventStatus, Protocol, Severity};
     let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default();

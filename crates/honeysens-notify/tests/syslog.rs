@@ -112,6 +112,14 @@ ruleset(name="out") {{
             .arg(&self.conf)
             .arg("-i")
             .arg(self.dir.join("rsyslogd.pid"))
+            // Its complaints (e.g. about the readiness probe's bare TCP connect) go to a file.
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("rsyslogd.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         self.proc = Some(Proc(child));
