@@ -20,8 +20,7 @@ use common::{
     print_machine_info, rate, self_check, thousands, with_bench_db,
 };
 use honeysens_core::model::{
-    ALERT_JOB, EventFilterSpec, FilterAction, FilterCondition, IncidentQuery, IpMatch,
-    PageRequest,
+    ALERT_JOB, EventFilterSpec, FilterAction, FilterCondition, IncidentQuery, IpMatch, PageRequest,
 };
 use honeysens_core::pki::CertificateAuthority;
 use honeysens_http::auth::{AuthMethod, SensorIdentity};
@@ -222,7 +221,9 @@ async fn measure_store(
     let mut incidents = 0;
     let mut page = PageRequest::first(512);
     loop {
-        let p = store.list_incidents(&IncidentQuery::default(), &page).await?;
+        let p = store
+            .list_incidents(&IncidentQuery::default(), &page)
+            .await?;
         incidents += p.items.len();
         match p.next {
             Some(n) => page.after = Some(n),

@@ -252,7 +252,10 @@ async fn attack_raises_mail_webhook_and_syslog() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        assert_eq!(hook["verdict"], "valid", "signature checked by the receiver");
+        assert_eq!(
+            hook["verdict"], "valid",
+            "signature checked by the receiver"
+        );
         let arrived = hook["received_at"].as_f64().unwrap();
         latencies.push((arrived - started) * 1000.0);
         let events = hook["body"]["events"].as_array().unwrap();

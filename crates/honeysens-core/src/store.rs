@@ -164,8 +164,12 @@ pub trait EventStore: Send + Sync {
     async fn delete_events(&self, selection: &EventSelection) -> Result<u64>;
     /// Aggregates over the events matching `query`: totals, a timeline in `bucket` steps and
     /// the `top` (1–[`MAX_STATS_TOP`]) sources, ports and sensors.
-    async fn event_stats(&self, query: &EventQuery, bucket: StatsBucket, top: u32)
-    -> Result<EventStats>;
+    async fn event_stats(
+        &self,
+        query: &EventQuery,
+        bucket: StatsBucket,
+        top: u32,
+    ) -> Result<EventStats>;
 
     /// Creates a filter.
     async fn create_filter(&self, spec: &EventFilterSpec) -> Result<EventFilter>;

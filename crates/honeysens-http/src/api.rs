@@ -268,7 +268,12 @@ pub async fn upload_events(
     }
     if !batch.is_empty() {
         let out = crate::pipeline::ingest(st, division, batch).await?;
-        result.accepted = out.report.inserted.into_iter().map(|(uid, _)| uid).collect();
+        result.accepted = out
+            .report
+            .inserted
+            .into_iter()
+            .map(|(uid, _)| uid)
+            .collect();
         result.accepted.extend(out.dropped);
         result.duplicates = out.report.duplicates;
     }

@@ -10,8 +10,8 @@
 
 use honeysens_core::ids::{DivisionId, SensorId};
 use honeysens_core::model::{EventFilter, Sensor, Settings};
-use std::sync::Arc;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -8,9 +8,9 @@ mod common;
 use common::TestServer;
 use honeysens_core::ids::{DivisionId, SensorId};
 use honeysens_core::model::{
-    ALERT_JOB, Classification, EventData, EventFilterSpec, EventQuery, EventStatus,
-    FilterAction, FilterCondition, IncidentQuery, IpMatch, NewEvent, PageRequest, Protocol,
-    SensorSpec, SensorState, Settings, Severity, StatusReport,
+    ALERT_JOB, Classification, EventData, EventFilterSpec, EventQuery, EventStatus, FilterAction,
+    FilterCondition, IncidentQuery, IpMatch, NewEvent, PageRequest, Protocol, SensorSpec,
+    SensorState, Settings, Severity, StatusReport,
 };
 use honeysens_core::time::now;
 use honeysens_http::auth::{AuthMethod, SensorIdentity};
@@ -153,11 +153,17 @@ async fn filters_drop_and_resolve_on_ingest_and_count_hits() {
     };
     let kept = by_src("10.0.0.16", 22);
     assert_eq!(kept.status, EventStatus::New);
-    assert_eq!(kept.data.classification, Classification::HoneypotInteraction);
+    assert_eq!(
+        kept.data.classification,
+        Classification::HoneypotInteraction
+    );
     assert!(kept.incident_id.is_some(), "new events join an incident");
     let auto = by_src("10.0.1.1", 443);
     assert_eq!(auto.status, EventStatus::Resolved);
-    assert!(auto.incident_id.is_none(), "resolved events raise no incident");
+    assert!(
+        auto.incident_id.is_none(),
+        "resolved events raise no incident"
+    );
     assert_eq!(by_src("10.0.1.1", 8080).status, EventStatus::New);
     assert_eq!(srv.store.get_filter(drop.id).await.unwrap().hits, 2);
     assert_eq!(srv.store.get_filter(resolve.id).await.unwrap().hits, 1);
@@ -219,7 +225,12 @@ async fn one_source_across_sensors_is_one_incident_with_one_alert_job() {
     // One alert job per incident while it is pending, however many uploads came.
     let jobs = srv
         .store
-        .claim_jobs("t", Some(&[ALERT_JOB.to_owned()]), 100, Duration::from_secs(60))
+        .claim_jobs(
+            "t",
+            Some(&[ALERT_JOB.to_owned()]),
+            100,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
@@ -291,7 +302,11 @@ async fn retention_archives_finished_and_deletes_archived() {
     honeysens_http::api::upload_events(
         &srv.state,
         &id,
-        vec![old("ssh.connect", 40), old("ssh.connect", 10), old("ssh.connect", 1)],
+        vec![
+            old("ssh.connect", 40),
+            old("ssh.connect", 10),
+            old("ssh.connect", 1),
+        ],
     )
     .await
     .unwrap();

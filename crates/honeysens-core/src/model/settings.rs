@@ -252,7 +252,11 @@ impl Settings {
             );
         }
         if self.alerts.alert_interval_secs > 86400 {
-            e.add("alerts.alert_interval_secs", "out_of_range", "at most one day");
+            e.add(
+                "alerts.alert_interval_secs",
+                "out_of_range",
+                "at most one day",
+            );
         }
         if self.alerts.max_attempts == 0 || self.alerts.max_attempts > 100 {
             e.add("alerts.max_attempts", "out_of_range", "between 1 and 100");
@@ -271,7 +275,10 @@ impl Settings {
             ("templates.sensor_body", &self.templates.sensor_body),
             ("templates.summary_subject", &self.templates.summary_subject),
             ("templates.summary_body", &self.templates.summary_body),
-            ("templates.ca_expiry_subject", &self.templates.ca_expiry_subject),
+            (
+                "templates.ca_expiry_subject",
+                &self.templates.ca_expiry_subject,
+            ),
             ("templates.ca_expiry_body", &self.templates.ca_expiry_body),
         ] {
             if let Some(t) = t {

@@ -16,8 +16,7 @@ use axum::http::StatusCode;
 use honeysens_core::Error;
 use honeysens_core::ids::{ContactId, DivisionId, EventId, SensorId};
 use honeysens_core::model::{
-    Classification, ContactTarget, Event, EventData, EventStatus, Protocol, Role,
-    Severity,
+    Classification, ContactTarget, Event, EventData, EventStatus, Protocol, Role, Severity,
 };
 use honeysens_core::time::now;
 use honeysens_notify::{Mailer, Message, SyslogForwarder, TestMessage, WebhookClient};

@@ -10,8 +10,8 @@ use super::worker::{division_name, notify_contacts};
 use super::{ingest, settings};
 use crate::server::AppState;
 use honeysens_core::model::{
-    Classification, EventData, EventQuery, EventSelection, EventStatus, EventUpdate,
-    IncidentQuery, IncidentUpdate, NewEvent, Protocol, Sensor, Settings, Severity,
+    Classification, EventData, EventQuery, EventSelection, EventStatus, EventUpdate, IncidentQuery,
+    IncidentUpdate, NewEvent, Protocol, Sensor, Settings, Severity,
 };
 use honeysens_core::time::{Timestamp, now};
 use honeysens_notify::{Message, SensorNotice, SensorNoticeKind};
@@ -83,7 +83,8 @@ pub async fn schedule(st: &AppState, at: Timestamp) -> honeysens_core::Result<()
     if let Ok(info) = honeysens_core::pki::inspect(st.ca.cert_der()) {
         let days_left = (info.not_after - at).num_days();
         if days_left <= CA_WARN_DAYS {
-            let payload = serde_json::json!({ "not_after": info.not_after, "days_left": days_left });
+            let payload =
+                serde_json::json!({ "not_after": info.not_after, "days_left": days_left });
             let job = honeysens_core::model::NewJob::now(super::worker::CA_EXPIRY_JOB, payload);
             let key = format!("{}:{}", super::worker::CA_EXPIRY_JOB, at.date_naive());
             if st.store.enqueue_job_once(&job, &key).await?.is_some() {

@@ -9,8 +9,7 @@ use super::settings;
 use crate::server::AppState;
 use honeysens_core::ids::{ContactId, DivisionId, EventId, IncidentId};
 use honeysens_core::model::{
-    ALERT_JOB, ContactTarget, Event, EventQuery, EventStatus, FORWARD_JOB, Incident, Job,
-    NewEvent,
+    ALERT_JOB, ContactTarget, Event, EventQuery, EventStatus, FORWARD_JOB, Incident, Job, NewEvent,
     NewJob, NotifyOn, PageRequest, Role, Settings, Severity, StatsBucket,
 };
 use honeysens_core::time::now;
@@ -219,7 +218,10 @@ impl Worker {
                 let ContactTarget::Webhook { url, secret } = &contact.spec.target else {
                     return Ok(());
                 };
-                Ok(self.webhook.post(url, secret.as_deref(), &p.message).await?)
+                Ok(self
+                    .webhook
+                    .post(url, secret.as_deref(), &p.message)
+                    .await?)
             }
             SUMMARY_JOB => {
                 #[derive(Deserialize)]
@@ -381,7 +383,10 @@ impl Worker {
         to.sort();
         to.dedup();
         if to.is_empty() || !settings.smtp.enabled {
-            tracing::warn!(days_left = msg.days_left, "the CA certificate expires soon; no admin can be mailed");
+            tracing::warn!(
+                days_left = msg.days_left,
+                "the CA certificate expires soon; no admin can be mailed"
+            );
             return Ok(());
         }
         let r = honeysens_notify::render(&Message::CaExpiry(msg), &settings.templates)

@@ -1811,13 +1811,20 @@ pub async fn jobs_enqueued_once_per_key(s: S) {
     }
     // Done jobs still hold their key until purged.
     let claimed = s
-        .claim_jobs("w", Some(&["summary.weekly".to_owned()]), 10, Duration::from_secs(30))
+        .claim_jobs(
+            "w",
+            Some(&["summary.weekly".to_owned()]),
+            10,
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), [first]);
     s.complete_job(first, "w").await.unwrap();
     assert_eq!(
-        s.enqueue_job_once(&job, "summary.weekly:2026-W48").await.unwrap(),
+        s.enqueue_job_once(&job, "summary.weekly:2026-W48")
+            .await
+            .unwrap(),
         None
     );
     // Another key, and ordinary jobs, are unaffected.
@@ -1829,7 +1836,12 @@ pub async fn jobs_enqueued_once_per_key(s: S) {
     );
     s.enqueue_job(&job).await.unwrap();
     s.enqueue_job(&job).await.unwrap();
-    assert_eq!(s.purge_jobs(now() + ChronoDuration::seconds(1)).await.unwrap(), 1);
+    assert_eq!(
+        s.purge_jobs(now() + ChronoDuration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(
         s.enqueue_job_once(&job, "summary.weekly:2026-W48")
             .await
