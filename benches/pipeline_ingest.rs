@@ -100,6 +100,16 @@ async fn run() -> Res<()> {
     }
 }
 
+async fn upload(
+    st: &honeysens_http::server::AppState,
+    identity: &SensorIdentity,
+    events: Vec<serde_json::Value>,
+) -> Res<honeysens_core::protocol::EventUploadResult> {
+    honeysens_http::api::upload_events(st, identity, events)
+        .await
+        .map_err(|e| format!("{}: {}", e.code, e.message).into())
+}
+
 async fn measure(url: String, kind: Kind, events: usize) -> Res<Row> {
     let store = honeysens_store::open(&url, &Default::default()).await?;
     let result = measure_store(store.clone(), kind, events).await;
@@ -180,7 +190,7 @@ async fn measure_store(
         sensor: store.get_sensor(sensor_id).await?,
     };
     let mut generator = EventGen::live(SEED, &fleet);
-    let mut upload = |n: usize| -> Vec<Vec<serde_json::Value>> {
+    let mut generate = |n: usize| -> Vec<Vec<serde_json::Value>> {
         let batch: Vec<serde_json::Value> = generator
             .batch(n)
             .into_iter()
@@ -192,16 +202,16 @@ async fn measure_store(
         batch.chunks(UPLOAD).map(<[_]>::to_vec).collect()
     };
     // Warm-up: pool connections, statements, caches.
-    for chunk in upload(UPLOAD) {
-        honeysens_http::api::upload_events(&st, &identity, chunk).await?;
+    for chunk in generate(UPLOAD) {
+        upload(&st, &identity, chunk).await?;
     }
     let mut rates = Vec::new();
     for rep in 0..REPETITIONS {
-        let data = upload(events);
+        let data = generate(events);
         let start = Instant::now();
         let mut accepted = 0;
         for chunk in data {
-            let r = honeysens_http::api::upload_events(&st, &identity, chunk).await?;
+            let r = upload(&st, &identity, chunk).await?;
             if !r.rejected.is_empty() {
                 return Err(format!("{name}: {} events rejected", r.rejected.len()).into());
             }

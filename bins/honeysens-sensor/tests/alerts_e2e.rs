@@ -302,7 +302,9 @@ async fn attack_raises_mail_webhook_and_syslog() {
         .find(|l| l["msgid"] == "ssh.login.failed")
         .unwrap_or_else(|| panic!("no ssh.login.failed line: {lines:?}"));
     assert_eq!(line["app"], "honeysens");
-    assert_eq!(line["parsed"]["cef"]["extensions"]["src"], first, "{line}");
+    let cef = &receivers::parsed(line)["cef"]["cef"];
+    assert_eq!(cef["SignatureID"], "ssh.login.failed", "{line}");
+    assert_eq!(receivers::ext(&cef["Extensions"], "src"), first, "{line}");
 
     let _ = agent.kill();
     let _ = agent.wait();

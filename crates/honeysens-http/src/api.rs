@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use honeysens_core::ids::FirmwareId;
-use honeysens_core::model::{EventStatus, NewEvent, Sensor, Settings, StatusReport};
+use honeysens_core::model::{NewEvent, Sensor, Settings, StatusReport};
 use honeysens_core::pki;
 use honeysens_core::protocol::{
     CertificateBundle, DesiredState, EventUpload, EventUploadResult, FirmwareTarget,

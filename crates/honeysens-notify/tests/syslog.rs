@@ -13,164 +13,10 @@ use common::*;
 use honeysens_core::model::{Event, SyslogFormat, SyslogSettings, SyslogTransport};
 use honeysens_notify::{SyslogForwarder, format_syslog};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::path::Path;
 
 const HOSTILE: &str = "pipe| eq= back\\slash quote\" bracket] nl\nend\tTab";
 const HOSTILE_SERVICE: &str = "svc|=\\\"]x";
-
-struct Rsyslog {
-    proc: Option<Proc>,
-    dir: PathBuf,
-    port: u16,
-    conf: PathBuf,
-    bin: PathBuf,
-}
-
-impl Rsyslog {
-    fn start(bin: &Path, transport: SyslogTransport, pki: &TestPki) -> Rsyslog {
-        let dir = temp_dir("rsyslog");
-        let port = match transport {
-            SyslogTransport::Udp => std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port(),
-            _ => std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port(),
-        };
-        for (name, text) in [
-            ("ca.pem", &pki.ca_pem),
-            ("cert.pem", &pki.cert_pem),
-            ("key.pem", &pki.key_pem),
-        ] {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-        let d = dir.display();
-        let rules = receiver("rsyslog");
-        let r = rules.display();
-        let input = match transport {
-            SyslogTransport::Udp => format!(
-                "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")"
-            ),
-            SyslogTransport::Tcp => format!(
-                "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")"
-            ),
-            SyslogTransport::Tls => format!(
-                "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n\
-                 input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")"
-            ),
-        };
-        let conf = format!(
-            r#"global(workDirectory="{d}" parser.escapeControlCharactersOnReceive="off" maxMessageSize="64k"
-       defaultNetstreamDriverCAFile="{d}/ca.pem" defaultNetstreamDriverCertFile="{d}/cert.pem"
-       defaultNetstreamDriverKeyFile="{d}/key.pem")
-module(load="mmpstrucdata")
-module(load="mmnormalize")
-template(name="fields" type="list" option.jsonf="on") {{
-  property(outname="pri" name="pri" format="jsonf")
-  property(outname="version" name="protocol-version" format="jsonf")
-  property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
-  property(outname="hostname" name="hostname" format="jsonf")
-  property(outname="app" name="app-name" format="jsonf")
-  property(outname="procid" name="procid" format="jsonf")
-  property(outname="msgid" name="msgid" format="jsonf")
-  property(outname="sd" name="structured-data" format="jsonf")
-  property(outname="msg" name="msg" format="jsonf")
-  property(outname="parsed" name="$!" format="jsonf")
-}}
-ruleset(name="out") {{
-  action(type="mmpstrucdata" sd_name.lowercase="off")
-  if $msg startswith "CEF:" then {{ action(type="mmnormalize" rulebase="{r}/cef.rb" path="$!cef") }}
-  if $msg startswith "LEEF:" then {{ action(type="mmnormalize" rulebase="{r}/leef.rb" path="$!leef") }}
-  action(type="omfile" file="{d}/out.jsonl" template="fields")
-}}
-{input}
-"#
-        );
-        let conf_path = dir.join("rsyslog.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let mut r = Rsyslog {
-            proc: None,
-            dir,
-            port,
-            conf: conf_path,
-            bin: bin.to_owned(),
-        };
-        r.spawn();
-        r
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(&self.bin)
-            .arg("-n")
-            .arg("-f")
-            .arg(&self.conf)
-            .arg("-i")
-            .arg(self.dir.join("rsyslogd.pid"))
-            // Its complaints (e.g. about the readiness probe's bare TCP connect) go to a file.
-            .stderr(
-                std::fs::File::options()
-                    .create(true)
-                    .append(true)
-                    .open(self.dir.join("rsyslogd.log"))
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        self.proc = Some(Proc(child));
-        // Ready when a probe datagram/connection gets through: poll the output file.
-        let probe = "<14>1 2026-01-01T00:00:00Z probe probe - probe - ready";
-        let ok = wait_until(Duration::from_secs(15), || {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-                let _ = s.send_to(probe.as_bytes(), ("127.0.0.1", self.port));
-                std::thread::sleep(Duration::from_millis(100));
-                return (!self.lines().is_empty()).then_some(());
-            }
-            Some(())
-        });
-        assert!(
-            ok.is_some(),
-            "rsyslogd did not come up; see {}",
-            self.dir.display()
-        );
-    }
-
-    fn kill(&mut self) {
-        self.proc = None;
-    }
-
-    /// Output lines without readiness probes.
-    fn lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("out.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .collect()
-    }
-
-    fn events(&self, n: usize) -> Vec<Value> {
-        wait_until(Duration::from_secs(10), || {
-            let v: Vec<Value> = self
-                .lines()
-                .into_iter()
-                .filter(|l| l["msgid"] != "probe")
-                .collect();
-            (v.len() >= n).then_some(v)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "rsyslog wrote fewer than {n} events; see {}",
-                self.dir.display()
-            )
-        })
-    }
-}
 
 fn settings(
     port: u16,
@@ -200,11 +46,6 @@ fn events() -> Vec<Event> {
         event(101, at, HOSTILE, Some(HOSTILE_SERVICE)),
         event(102, at, "plain summary", None),
     ]
-}
-
-/// `$!` comes as JSON text inside the JSON line.
-fn parsed(line: &Value) -> Value {
-    serde_json::from_str(line["parsed"].as_str().unwrap()).unwrap()
 }
 
 fn check_header(line: &Value, e: &Event) {
@@ -255,16 +96,6 @@ async fn udp_json() {
         check_header(line, e);
         let msg: Value = serde_json::from_str(line["msg"].as_str().unwrap()).unwrap();
         assert_eq!(msg, serde_json::to_value(e).unwrap());
-    }
-}
-
-/// Key lookup that tolerates liblognorm 2.0.6 cutting the first character of the first
-/// extension key (seen with hand-written CEF too: `src=` comes back as `rc`).
-fn ext<'a>(exts: &'a Value, key: &str) -> &'a Value {
-    if exts.get(key).is_some() {
-        &exts[key]
-    } else {
-        &exts[&key[1..]]
     }
 }
 

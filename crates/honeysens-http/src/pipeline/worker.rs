@@ -358,7 +358,7 @@ impl Worker {
                 .event_stats(&query, StatsBucket::Day, 10)
                 .await?;
             let msg = Message::Summary(SummaryMessage {
-                division: d.spec.name.clone(),
+                division: d.name.clone(),
                 from,
                 until,
                 stats,
@@ -452,7 +452,7 @@ pub async fn division_name(st: &AppState, id: DivisionId) -> String {
     st.store
         .get_division(id)
         .await
-        .map(|d| d.spec.name)
+        .map(|d| d.name)
         .unwrap_or_else(|_| format!("division {id}"))
 }
 

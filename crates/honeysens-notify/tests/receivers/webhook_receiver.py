@@ -2,7 +2,8 @@
 
 Verifies X-HoneySens-Signature itself with hmac (sha256 over "<timestamp>.<body>") and appends
 one JSON line per request to --out: {path, event, delivery, timestamp, user_agent,
-content_type, signature, verdict, body}. verdict is "valid", "invalid" or "unsigned".
+content_type, signature, verdict, body, received_at}
+(received_at: Unix seconds when the headers had arrived, for latency measurements). verdict is "valid", "invalid" or "unsigned".
 Paths /status/<code> answer with that code (after recording); others answer 204.
 Serves HTTPS with --cert/--key. Prints "READY <port>" once listening.
 """
@@ -11,6 +12,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import time
 import ssl
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -26,6 +28,7 @@ def main():
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
+            received_at = time.time()
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             ts = self.headers.get("X-HoneySens-Timestamp", "")
             sig = self.headers.get("X-HoneySens-Signature")
@@ -44,6 +47,7 @@ def main():
                 "signature": sig,
                 "verdict": verdict,
                 "body": json.loads(body),
+                "received_at": received_at,
             }
             with open(a.out, "a") as f:
                 f.write(json.dumps(rec) + "\n")
