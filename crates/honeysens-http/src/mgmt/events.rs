@@ -106,6 +106,7 @@ pub struct EventFilterParams {
 pub struct EventPaging {
     /// `desc` (default, newest first) or `asc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
     pub order: Option<SortOrder>,
     /// Page size, 1 to 512 (default 50).
     #[param(minimum = 1, maximum = 512)]
@@ -524,6 +525,7 @@ pub async fn delete_events(
 pub struct StatsParams {
     /// Timeline step: `hour`, `day` (default) or `month`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
     pub bucket: Option<StatsBucket>,
     /// Length of the top lists, 1 to 100 (default 10).
     #[param(minimum = 1, maximum = 100)]
@@ -575,9 +577,11 @@ pub enum ExportFormat {
 pub struct ExportParams {
     /// `csv` (default) or `jsonl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
     pub format: Option<ExportFormat>,
     /// `asc` (default, oldest first) or `desc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
     pub order: Option<SortOrder>,
 }
 
