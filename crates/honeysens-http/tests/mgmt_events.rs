@@ -8,7 +8,7 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
-use common::TestServer;
+use common::{Backend, TestServer};
 use honeysens_core::ids::{DivisionId, EventId, IncidentId, SensorId};
 use honeysens_core::model::{
     Classification, Event, EventData, EventFilter, EventQuery, EventSelection, EventStats,
@@ -37,6 +37,40 @@ struct World {
     manager: ManagementClient,
     observer: ManagementClient,
 }
+
+/// Runs each scenario on SQLite, PostgreSQL and MariaDB (filters are evaluated in SQL, so
+/// every backend must agree with the predicates here).
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+        mod mysql {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::MySql).await
+            })*
+        }
+    };
+}
+
+on_every_backend!(
+    every_filter_narrows_pages_cover_once_and_divisions_scope,
+    bulk_changes_by_ids_and_filter_with_the_settings_rules,
+    csv_export_round_trips_and_defuses_formulas,
+    large_exports_stream_every_event_once,
+    incidents_list_scope_and_cascade,
+    filters_crud_scope_and_validation
+);
 
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap()
@@ -201,8 +235,8 @@ fn grouping() -> IngestOptions {
     }
 }
 
-async fn world() -> World {
-    let srv = TestServer::start(&[]).await;
+async fn world(b: Backend) -> Option<World> {
+    let srv = TestServer::start_backend(b).await?;
     let own = srv.division("own").await;
     let other = srv.division("other").await;
     srv.user("admin", Role::Admin, vec![]).await;
@@ -274,7 +308,7 @@ async fn world() -> World {
     let admin = srv.login("admin").await;
     let manager = srv.login("manager").await;
     let observer = srv.login("observer").await;
-    World {
+    Some(World {
         srv,
         own,
         other,
@@ -283,7 +317,7 @@ async fn world() -> World {
         admin,
         manager,
         observer,
-    }
+    })
 }
 
 /// Every stored event, straight from the store (the oracle's input).
@@ -345,9 +379,8 @@ fn set(ids: impl IntoIterator<Item = EventId>) -> BTreeSet<EventId> {
     ids.into_iter().collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_narrows_pages_cover_once_and_divisions_scope() {
-    let w = world().await;
+async fn every_filter_narrows_pages_cover_once_and_divisions_scope(b: Backend) {
+    let Some(w) = world(b).await else { return };
     let all = all_events(&w).await;
     assert_eq!(all.len(), spec().len());
     let [a, b, _c] = w.sensors;
@@ -652,9 +685,8 @@ async fn settings(w: &World, f: impl FnOnce(&mut Settings)) {
     w.srv.store.put_settings(&s).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_changes_by_ids_and_filter_with_the_settings_rules() {
-    let w = world().await;
+async fn bulk_changes_by_ids_and_filter_with_the_settings_rules(b: Backend) {
+    let Some(w) = world(b).await else { return };
     let ids = &w.ids;
 
     // By ids: only the caller's division changes.
@@ -878,9 +910,8 @@ fn parse_csv(body: &[u8]) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
     (header, rows)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn csv_export_round_trips_and_defuses_formulas() {
-    let w = world().await;
+async fn csv_export_round_trips_and_defuses_formulas(b: Backend) {
+    let Some(w) = world(b).await else { return };
     let all = all_events(&w).await;
     let (status, headers, body) = export(&w.admin, "format=csv&archived=all").await;
     assert_eq!(status, 200);
@@ -932,9 +963,10 @@ async fn csv_export_round_trips_and_defuses_formulas() {
     w.srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_exports_stream_every_event_once() {
-    let srv = TestServer::start(&[]).await;
+async fn large_exports_stream_every_event_once(b: Backend) {
+    let Some(srv) = TestServer::start_backend(b).await else {
+        return;
+    };
     let d = srv.division("d").await;
     srv.user("admin", Role::Admin, vec![]).await;
     let s = srv
@@ -998,9 +1030,8 @@ async fn large_exports_stream_every_event_once() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incidents_list_scope_and_cascade() {
-    let w = world().await;
+async fn incidents_list_scope_and_cascade(b: Backend) {
+    let Some(w) = world(b).await else { return };
     let all = all_events(&w).await;
     let ev = |i: usize| all.iter().find(|e| e.id == w.ids[i]).unwrap().clone();
     let inc0 = ev(0).incident_id.unwrap();
@@ -1135,9 +1166,8 @@ async fn incidents_list_scope_and_cascade() {
     w.srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_crud_scope_and_validation() {
-    let w = world().await;
+async fn filters_crud_scope_and_validation(b: Backend) {
+    let Some(w) = world(b).await else { return };
     let spec = |d: DivisionId, description: Option<&str>| {
         json!({
             "division_id": d,
