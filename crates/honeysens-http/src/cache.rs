@@ -143,6 +143,7 @@ mod tests {
             created_at: honeysens_core::time::now(),
             last_seen: None,
             last_state: None,
+            offline: false,
         }
     }
 

@@ -269,6 +269,7 @@ async fn contacts_are_scoped_and_settings_keep_the_smtp_password_secret() {
     let hook = ContactSpec {
         target: ContactTarget::Webhook {
             url: "https://siem.example.org/hook".into(),
+            secret: None,
         },
         ..mail.clone()
     };
@@ -276,6 +277,7 @@ async fn contacts_are_scoped_and_settings_keep_the_smtp_password_secret() {
     let bad_url = ContactSpec {
         target: ContactTarget::Webhook {
             url: "ftp://x".into(),
+            secret: None,
         },
         ..mail.clone()
     };

@@ -9,7 +9,14 @@
 //! - `begin_write`: a write transaction (SQLite takes the write lock up front);
 //! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows;
 //! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
+//! - `LOCK_UPDATE`: the row-locking suffix of the incident lookup during ingest;
+//! - `SOURCE_LOCK`: the upsert that locks a source's `incident_sources` row (none on SQLite);
+//! - `INT_DIV`: integer division (`/` or MySQL's `DIV`) for timeline buckets;
 //! - `UPSERT_SETTING`, `INIT_CA`, `UPSERT_ASSIGNMENT`: the engine's upsert spelling.
+
+use honeysens_core::model::{
+    Classification, EventData, Severity, StatsBucket, TimelinePoint, ip_from_key,
+};
 
 /// Rows per multi-row `INSERT` (keeps every engine under its bind-parameter limit).
 pub(crate) const EVENT_CHUNK: usize = 1000;
@@ -28,6 +35,121 @@ pub(crate) fn like_pattern(text: &str) -> String {
     out
 }
 
+/// Attempts of an incident alert job (mail and webhooks retry on their own schedule).
+pub(crate) const ALERT_ATTEMPTS: i32 = 3;
+/// Attempts of a SIEM forwarding job.
+pub(crate) const FORWARD_ATTEMPTS: i32 = 5;
+
+/// A live incident as read (and locked) by the ingest lookup.
+#[derive(sqlx::FromRow)]
+pub(crate) struct LiveIncidentRow {
+    id: i64,
+    division_id: i64,
+    source_key: Vec<u8>,
+    source_ip: String,
+    first_seen: i64,
+    last_seen: i64,
+    severity: String,
+    classification: String,
+    alert_pending: bool,
+    last_alert_at: Option<i64>,
+}
+
+/// An incident being extended or created by one ingest; `id` 0 until it is inserted.
+pub(crate) struct LiveIncident {
+    pub id: i64,
+    pub division: i64,
+    pub key: Vec<u8>,
+    pub source_ip: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub severity: Severity,
+    pub classification: Classification,
+    pub alert_pending: bool,
+    pub last_alert_at: Option<i64>,
+    /// Ids of this batch's events that join it.
+    pub events: Vec<i64>,
+}
+
+impl TryFrom<LiveIncidentRow> for LiveIncident {
+    type Error = honeysens_core::Error;
+    fn try_from(r: LiveIncidentRow) -> honeysens_core::Result<Self> {
+        let c = |e| crate::error::corrupt("incident", e);
+        Ok(LiveIncident {
+            id: r.id,
+            division: r.division_id,
+            key: r.source_key,
+            source_ip: r.source_ip,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            severity: Severity::parse(&r.severity).map_err(c)?,
+            classification: Classification::parse(&r.classification).map_err(c)?,
+            alert_pending: r.alert_pending,
+            last_alert_at: r.last_alert_at,
+            events: Vec::new(),
+        })
+    }
+}
+
+impl LiveIncident {
+    /// A new incident opened by the event `d` (event time `ts`).
+    pub(crate) fn start(division: i64, key: [u8; 16], d: &EventData, ts: i64) -> Self {
+        LiveIncident {
+            id: 0,
+            division,
+            key: key.to_vec(),
+            // Canonical text: an IPv4-mapped IPv6 source and its IPv4 form are one source.
+            source_ip: ip_from_key(key).to_string(),
+            first_seen: ts,
+            last_seen: ts,
+            severity: d.severity,
+            classification: d.classification,
+            alert_pending: false,
+            last_alert_at: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Joins event `id` (data `d`, event time `ts`).
+    pub(crate) fn add(&mut self, d: &EventData, ts: i64, id: i64) {
+        self.first_seen = self.first_seen.min(ts);
+        self.last_seen = self.last_seen.max(ts);
+        if d.severity > self.severity {
+            self.severity = d.severity;
+            self.classification = d.classification;
+        }
+        self.events.push(id);
+    }
+}
+
+/// Microseconds of one timeline bucket (months are built from days).
+pub(crate) fn bucket_micros(bucket: StatsBucket) -> i64 {
+    const HOUR: i64 = 3_600_000_000;
+    match bucket {
+        StatsBucket::Hour => HOUR,
+        StatsBucket::Day | StatsBucket::Month => 24 * HOUR,
+    }
+}
+
+/// Sums day buckets (start micros, count) into calendar months (UTC), ascending.
+pub(crate) fn months_of(days: &[(i64, u64)]) -> Vec<TimelinePoint> {
+    use chrono::{Datelike, NaiveDate};
+    let mut months: std::collections::BTreeMap<(i32, u32), u64> = Default::default();
+    for (start, n) in days {
+        let d = honeysens_core::time::from_micros(*start);
+        *months.entry((d.year(), d.month())).or_default() += n;
+    }
+    months
+        .into_iter()
+        .filter_map(|((y, m), count)| {
+            let start = NaiveDate::from_ymd_opt(y, m, 1)?
+                .and_hms_opt(0, 0, 0)?
+                .and_utc();
+            Some(TimelinePoint { start, count })
+        })
+        .collect()
+}
+
 #[macro_export]
 #[doc(hidden)]
 macro_rules! impl_store {
@@ -38,13 +160,16 @@ macro_rules! impl_store {
             use honeysens_core::ids::*;
             use honeysens_core::model::*;
             use honeysens_core::store::*;
-            use honeysens_core::time::{now, to_micros, Timestamp};
+            use honeysens_core::time::{from_micros, now, to_micros, Timestamp};
             use honeysens_core::{Error, Result};
             use sqlx::QueryBuilder;
-            use std::collections::{HashMap, HashSet};
+            use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
             use std::time::Duration;
             use $crate::error::{corrupt, delete_err, is_retryable, read_err, write_err};
-            use $crate::imp::{like_pattern, EVENT_CHUNK};
+            use $crate::imp::{
+                bucket_micros, like_pattern, months_of, LiveIncident, LiveIncidentRow,
+                ALERT_ATTEMPTS, EVENT_CHUNK, FORWARD_ATTEMPTS,
+            };
             use $crate::rows::*;
 
             type Qb = QueryBuilder<$db>;
@@ -52,9 +177,9 @@ macro_rules! impl_store {
             const USER_COLUMNS: &str =
                 "id, name, full_name, email, role, must_change_password, created_at";
             const CONTACT_COLUMNS: &str = "id, division_id, kind, address, user_id, \
-                critical_events, all_events, sensor_timeouts, weekly_summary";
+                critical_events, all_events, sensor_timeouts, weekly_summary, secret";
             const SENSOR_COLUMNS: &str = "id, name, location, division_id, config, \
-                update_interval, firmware_id, auth_mode, created_at, last_seen, last_state";
+                update_interval, firmware_id, auth_mode, created_at, last_seen, last_state, offline";
             const FIRMWARE_COLUMNS: &str = "id, platform_id, version, description, changelog, \
                 sha256, size, storage_key, created_at";
             const REVISION_COLUMNS: &str = "id, service_id, revision, architecture, description, \
@@ -132,6 +257,12 @@ macro_rules! impl_store {
                 if let Some(proto) = q.protocol {
                     qb.push(" AND protocol = ").push_bind(proto.as_str());
                 }
+                if let Some(incident) = q.incident {
+                    qb.push(" AND incident_id = ").push_bind(incident.0);
+                }
+                if !q.severities.is_empty() {
+                    push_in(qb, "severity", q.severities.iter().map(|s| s.as_str()));
+                }
                 if let Some(text) = &q.text {
                     let pattern = like_pattern(text);
                     qb.push(" AND (LOWER(source_ip) LIKE ")
@@ -141,6 +272,28 @@ macro_rules! impl_store {
                         .push(" ESCAPE '!' OR LOWER(comment) LIKE ")
                         .push_bind(pattern)
                         .push(" ESCAPE '!')");
+                }
+            }
+
+            /// Appends `AND …` for every set condition of an incident query.
+            fn push_incident_conditions(qb: &mut Qb, q: &IncidentQuery) {
+                if let Some(divs) = &q.divisions {
+                    push_in(qb, "division_id", divs.iter().map(|d| d.0));
+                }
+                if !q.statuses.is_empty() {
+                    push_in(qb, "status", q.statuses.iter().map(|s| s.as_str()));
+                }
+                if let Some(archived) = q.archived {
+                    qb.push(" AND archived = ").push_bind(archived);
+                }
+                if let Some(from) = q.from {
+                    qb.push(" AND last_seen >= ").push_bind(to_micros(from));
+                }
+                if let Some(until) = q.until {
+                    qb.push(" AND last_seen < ").push_bind(to_micros(until));
+                }
+                if let Some(ip) = q.source_ip {
+                    qb.push(" AND source_key = ").push_bind(ip_key(ip).to_vec());
                 }
             }
 
@@ -193,6 +346,294 @@ macro_rules! impl_store {
                             .push_bind(json(&ev.packets));
                     });
                     qb
+                }
+
+                /// One attempt of [`EventStore::ingest_events`] on a batch without repeated uids.
+                async fn ingest_once(
+                    &self,
+                    fresh: &[&(NewEvent, DivisionId, EventStatus)],
+                    options: &IngestOptions,
+                ) -> Result<IngestReport> {
+                    let mut report = IngestReport::default();
+                    let at = now();
+                    let now_us = to_micros(at);
+                    let mut tx = self.begin_write().await.map_err(read_err("event"))?;
+                    // Stored `new` events per (division, source key), for grouping.
+                    let mut groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, i64)>> = BTreeMap::new();
+                    for chunk in fresh.chunks(EVENT_CHUNK) {
+                        let ids: HashMap<Vec<u8>, i64> =
+                            self.insert_event_chunk(&mut tx, chunk, now_us).await?.into_iter().collect();
+                        for (ev, division, status) in chunk.iter().copied() {
+                            let uid = ev.data.uid;
+                            match ids.get(uid.as_bytes().as_slice()) {
+                                Some(id) => {
+                                    report.inserted.push((uid, EventId(*id)));
+                                    if options.incident_window.is_some() && *status == EventStatus::New {
+                                        groups
+                                            .entry((division.0, ip_key(ev.data.source_ip)))
+                                            .or_default()
+                                            .push((&ev.data, *id));
+                                    }
+                                }
+                                None => report.duplicates.push(uid),
+                            }
+                        }
+                    }
+                    if let Some(window) = options.incident_window {
+                        if !groups.is_empty() {
+                            report.incidents =
+                                Self::group_into_incidents(&mut tx, groups, window, options, now_us).await?;
+                        }
+                    }
+                    if options.forward && !report.inserted.is_empty() {
+                        let ids: Vec<i64> = report.inserted.iter().map(|(_, id)| id.0).collect();
+                        Self::enqueue_in(
+                            &mut tx,
+                            FORWARD_JOB,
+                            serde_json::json!({ "event_ids": ids }),
+                            now_us,
+                            FORWARD_ATTEMPTS,
+                        )
+                        .await?;
+                    }
+                    tx.commit().await.map_err(read_err("event"))?;
+                    Ok(report)
+                }
+
+                /// Enqueues a job inside an open transaction (so it exists iff the data does).
+                async fn enqueue_in(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    kind: &str,
+                    payload: serde_json::Value,
+                    run_at: i64,
+                    max_attempts: i32,
+                ) -> Result<()> {
+                    sqlx::query(Self::sql(
+                        "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, run_at, created_at) \
+                         VALUES (?, ?, 'queued', 0, ?, ?, ?)",
+                    ))
+                    .bind(kind)
+                    .bind(json(&payload))
+                    .bind(max_attempts)
+                    .bind(run_at)
+                    .bind(to_micros(now()))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(read_err("job"))?;
+                    Ok(())
+                }
+
+                /// Joins each group's events to its newest live incident (locked for the rest
+                /// of the transaction) or to new ones, and enqueues alerts.
+                async fn group_into_incidents(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, i64)>>,
+                    window: Duration,
+                    options: &IngestOptions,
+                    now_us: i64,
+                ) -> Result<Vec<IncidentTouch>> {
+                    let window_us = i64::try_from(window.as_micros()).unwrap_or(i64::MAX / 4);
+                    let interval_us =
+                        i64::try_from(options.alert_interval.as_micros()).unwrap_or(i64::MAX / 4);
+                    let min_ts = groups
+                        .values()
+                        .flatten()
+                        .map(|(d, _)| to_micros(d.timestamp))
+                        .min()
+                        .unwrap_or(0);
+                    let divisions: BTreeSet<i64> = groups.keys().map(|k| k.0).collect();
+                    let keys: BTreeSet<[u8; 16]> = groups.keys().map(|k| k.1).collect();
+                    // Serialise ingests per source first (keys in sorted order, so no lock cycles):
+                    // without it two replicas could both find no live incident and open two.
+                    if let Some(upsert) = Self::SOURCE_LOCK {
+                        let keys: Vec<&(i64, [u8; 16])> = groups.keys().collect();
+                        for chunk in keys.chunks(EVENT_CHUNK) {
+                            let mut qb = Qb::new("INSERT INTO incident_sources (division_id, source_key) ");
+                            qb.push_values(chunk, |mut b, (d, k)| {
+                                b.push_bind(*d).push_bind(k.to_vec());
+                            });
+                            qb.push(upsert);
+                            qb.build()
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(write_err("incident", "division"))?;
+                        }
+                    }
+                    // One lookup for the whole batch; rows locked in id order so concurrent
+                    // batches queue up instead of deadlocking.
+                    let mut qb = Qb::new(
+                        "SELECT id, division_id, source_key, source_ip, first_seen, last_seen, \
+                         severity, classification, alert_pending, last_alert_at FROM incidents \
+                         WHERE status IN ('new', 'in_progress') AND archived = ",
+                    );
+                    qb.push_bind(false);
+                    push_in(&mut qb, "division_id", divisions);
+                    push_in(&mut qb, "source_key", keys.into_iter().map(|k| k.to_vec()));
+                    qb.push(" AND last_seen >= ")
+                        .push_bind(min_ts.saturating_sub(window_us))
+                        .push(" ORDER BY id")
+                        .push(Self::LOCK_UPDATE);
+                    let rows: Vec<LiveIncidentRow> = qb
+                        .build_query_as()
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(read_err("incident"))?;
+                    let mut newest: HashMap<(i64, Vec<u8>), LiveIncident> = HashMap::new();
+                    for row in rows {
+                        let live = LiveIncident::try_from(row)?;
+                        let key = (live.division, live.key.clone());
+                        let newer = newest
+                            .get(&key)
+                            .is_none_or(|cur| (cur.last_seen, cur.id) < (live.last_seen, live.id));
+                        if newer {
+                            newest.insert(key, live);
+                        }
+                    }
+                    let mut touched: Vec<LiveIncident> = Vec::new();
+                    for ((division, key), mut evs) in groups {
+                        evs.sort_by_key(|(d, id)| (to_micros(d.timestamp), *id));
+                        let mut current = newest.remove(&(division, key.to_vec()));
+                        for (d, id) in evs {
+                            let ts = to_micros(d.timestamp);
+                            let joins = current
+                                .as_ref()
+                                .is_some_and(|c| c.last_seen >= ts.saturating_sub(window_us));
+                            if !joins {
+                                if let Some(c) = current.take().filter(|c| !c.events.is_empty()) {
+                                    touched.push(c);
+                                }
+                                current = Some(LiveIncident::start(division, key, d, ts));
+                            }
+                            if let Some(c) = current.as_mut() {
+                                c.add(d, ts, id);
+                            }
+                        }
+                        if let Some(c) = current.filter(|c| !c.events.is_empty()) {
+                            touched.push(c);
+                        }
+                    }
+                    let mut out = Vec::with_capacity(touched.len());
+                    for inc in touched {
+                        let alert = options.alerts && !inc.alert_pending;
+                        let n = inc.events.len();
+                        let created = inc.id == 0;
+                        let id = if created {
+                            let q = sqlx::query(Self::sql_returning_id(
+                                "INSERT INTO incidents (division_id, source_ip, source_key, first_seen, \
+                                 last_seen, event_count, severity, classification, status, archived, \
+                                 alert_pending, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
+                            ))
+                            .bind(inc.division)
+                            .bind(inc.source_ip.clone())
+                            .bind(inc.key.clone())
+                            .bind(inc.first_seen)
+                            .bind(inc.last_seen)
+                            .bind(i64_of(n as u64))
+                            .bind(inc.severity.as_str())
+                            .bind(inc.classification.as_str())
+                            .bind(false)
+                            .bind(alert)
+                            .bind(now_us);
+                            Self::fetch_id(q, &mut **tx).await.map_err(write_err("incident", "division"))?
+                        } else {
+                            sqlx::query(Self::sql(
+                                "UPDATE incidents SET first_seen = ?, last_seen = ?, \
+                                 event_count = event_count + ?, severity = ?, classification = ?, \
+                                 alert_pending = ? WHERE id = ?",
+                            ))
+                            .bind(inc.first_seen)
+                            .bind(inc.last_seen)
+                            .bind(i64_of(n as u64))
+                            .bind(inc.severity.as_str())
+                            .bind(inc.classification.as_str())
+                            .bind(inc.alert_pending || alert)
+                            .bind(inc.id)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(read_err("incident"))?;
+                            inc.id
+                        };
+                        for ids in inc.events.chunks(EVENT_CHUNK) {
+                            let mut qb = Qb::new("UPDATE events SET incident_id = ");
+                            qb.push_bind(id).push(" WHERE 1 = 1");
+                            push_in(&mut qb, "id", ids.iter().copied());
+                            qb.build().execute(&mut **tx).await.map_err(read_err("event"))?;
+                        }
+                        if alert {
+                            let due = inc
+                                .last_alert_at
+                                .map_or(now_us, |t| t.saturating_add(interval_us).max(now_us));
+                            Self::enqueue_in(
+                                tx,
+                                ALERT_JOB,
+                                serde_json::json!({ "incident_id": id }),
+                                due,
+                                ALERT_ATTEMPTS,
+                            )
+                            .await?;
+                        }
+                        out.push(IncidentTouch {
+                            id: IncidentId(id),
+                            created,
+                            events: n as u64,
+                            alert_enqueued: alert,
+                        });
+                    }
+                    Ok(out)
+                }
+
+                /// Sensor counts of incidents (distinct sensors among their events).
+                async fn incident_sensor_counts(&self, ids: &[i64]) -> Result<HashMap<i64, u64>> {
+                    if ids.is_empty() {
+                        return Ok(HashMap::new());
+                    }
+                    let mut qb = Qb::new(
+                        "SELECT incident_id, COUNT(DISTINCT sensor_id) FROM events WHERE 1 = 1",
+                    );
+                    push_in(&mut qb, "incident_id", ids.iter().copied());
+                    qb.push(" GROUP BY incident_id");
+                    let rows: Vec<(i64, i64)> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("incident"))?;
+                    Ok(rows.into_iter().map(|(i, n)| (i, u64::try_from(n).unwrap_or(0))).collect())
+                }
+
+                async fn incidents_of(&self, rows: Vec<IncidentRow>) -> Result<Vec<Incident>> {
+                    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                    let counts = self.incident_sensor_counts(&ids).await?;
+                    rows.into_iter()
+                        .map(|r| {
+                            let n = counts.get(&r.id).copied().unwrap_or(0);
+                            r.into_incident(n)
+                        })
+                        .collect()
+                }
+
+                /// Counts of `GROUP BY` over the events matching `query` (`select` yields the
+                /// key and `COUNT(*)`, `tail` follows the conditions).
+                async fn stats_counts<K>(
+                    &self,
+                    select: &str,
+                    query: &EventQuery,
+                    extra: &str,
+                    tail: &str,
+                    limit: Option<u32>,
+                ) -> Result<Vec<(K, i64)>>
+                where
+                    K: for<'r> sqlx::Decode<'r, $db> + sqlx::Type<$db> + Send + Unpin,
+                {
+                    let mut qb = Qb::new(format!("SELECT {select}, COUNT(*) FROM events WHERE 1 = 1"));
+                    push_event_conditions(&mut qb, query);
+                    qb.push(extra).push(" GROUP BY 1").push(tail);
+                    if let Some(limit) = limit {
+                        qb.push(" LIMIT ").push_bind(i64::from(limit));
+                    }
+                    qb.build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("event"))
                 }
 
                 async fn claim_jobs_once(
@@ -530,10 +971,11 @@ macro_rules! impl_store {
                             return Err(Error::not_found("user"));
                         }
                     }
-                    let (kind, address, user_id) = contact_columns(&spec.target);
+                    let (kind, address, user_id, secret) = contact_columns(&spec.target);
                     let q = sqlx::query(Self::sql_returning_id(
                         "INSERT INTO contacts (division_id, kind, address, user_id, critical_events, \
-                         all_events, sensor_timeouts, weekly_summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         all_events, sensor_timeouts, weekly_summary, secret) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     ))
                     .bind(spec.division_id.0)
                     .bind(kind)
@@ -542,7 +984,8 @@ macro_rules! impl_store {
                     .bind(spec.notify.critical_events)
                     .bind(spec.notify.all_events)
                     .bind(spec.notify.sensor_timeouts)
-                    .bind(spec.notify.weekly_summary);
+                    .bind(spec.notify.weekly_summary)
+                    .bind(secret);
                     let id = Self::fetch_id(q, &self.pool).await.map_err(write_err("contact", "division"))?;
                     Ok(Contact { id: ContactId(id), spec: spec.clone() })
                 }
@@ -574,11 +1017,11 @@ macro_rules! impl_store {
                             return Err(Error::not_found("user"));
                         }
                     }
-                    let (kind, address, user_id) = contact_columns(&spec.target);
+                    let (kind, address, user_id, secret) = contact_columns(&spec.target);
                     let done = sqlx::query(Self::sql(
                         "UPDATE contacts SET division_id = ?, kind = ?, address = ?, user_id = ?, \
-                         critical_events = ?, all_events = ?, sensor_timeouts = ?, weekly_summary = ? \
-                         WHERE id = ?",
+                         critical_events = ?, all_events = ?, sensor_timeouts = ?, weekly_summary = ?, \
+                         secret = ? WHERE id = ?",
                     ))
                     .bind(spec.division_id.0)
                     .bind(kind)
@@ -588,6 +1031,7 @@ macro_rules! impl_store {
                     .bind(spec.notify.all_events)
                     .bind(spec.notify.sensor_timeouts)
                     .bind(spec.notify.weekly_summary)
+                    .bind(secret)
                     .bind(id.0)
                     .execute(&self.pool)
                     .await
@@ -636,6 +1080,7 @@ macro_rules! impl_store {
                         created_at: created,
                         last_seen: None,
                         last_state: None,
+                        offline: false,
                     })
                 }
 
@@ -776,6 +1221,26 @@ macro_rules! impl_store {
                         .await
                         .map_err(read_err("status"))?;
                     Ok(done.rows_affected())
+                }
+
+                async fn set_sensor_offline(&self, id: SensorId, offline: bool) -> Result<bool> {
+                    // Conditional, so of several replicas racing only one sees the change.
+                    let done = sqlx::query(Self::sql(
+                        "UPDATE sensors SET offline = ? WHERE id = ? AND offline <> ?",
+                    ))
+                    .bind(offline)
+                    .bind(id.0)
+                    .bind(offline)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("sensor"))?;
+                    if done.rows_affected() > 0 {
+                        return Ok(true);
+                    }
+                    if !self.exists("SELECT COUNT(*) FROM sensors WHERE id = ?", id.0).await? {
+                        return Err(Error::not_found("sensor"));
+                    }
+                    Ok(false)
                 }
 
                 async fn set_sensor_secret(&self, id: SensorId, secret: Option<&str>) -> Result<()> {
@@ -1077,34 +1542,46 @@ macro_rules! impl_store {
                     &self,
                     events: &[(NewEvent, DivisionId, EventStatus)],
                 ) -> Result<InsertReport> {
-                    let mut report = InsertReport::default();
+                    let r = self.ingest_events(events, &IngestOptions::PLAIN).await?;
+                    Ok(InsertReport { inserted: r.inserted, duplicates: r.duplicates })
+                }
+
+                async fn ingest_events(
+                    &self,
+                    events: &[(NewEvent, DivisionId, EventStatus)],
+                    options: &IngestOptions,
+                ) -> Result<IngestReport> {
+                    let mut duplicates = Vec::new();
                     let mut seen = HashSet::with_capacity(events.len());
                     let mut fresh = Vec::with_capacity(events.len());
                     for e in events {
                         if seen.insert(e.0.data.uid) {
                             fresh.push(e);
                         } else {
-                            report.duplicates.push(e.0.data.uid);
+                            duplicates.push(e.0.data.uid);
                         }
                     }
                     if fresh.is_empty() {
-                        return Ok(report);
+                        return Ok(IngestReport { duplicates, ..Default::default() });
                     }
-                    let received = to_micros(now());
-                    let mut tx = self.begin_write().await.map_err(read_err("event"))?;
-                    for chunk in fresh.chunks(EVENT_CHUNK) {
-                        let ids: HashMap<Vec<u8>, i64> =
-                            self.insert_event_chunk(&mut tx, chunk, received).await?.into_iter().collect();
-                        for (ev, _, _) in chunk {
-                            let uid = ev.data.uid;
-                            match ids.get(uid.as_bytes().as_slice()) {
-                                Some(id) => report.inserted.push((uid, EventId(*id))),
-                                None => report.duplicates.push(uid),
+                    // Concurrent ingests for one source can deadlock on PostgreSQL/MariaDB (row
+                    // locks on incidents and their parent-key checks); the whole transaction
+                    // rolled back, so running it again is safe.
+                    let mut attempt = 0;
+                    loop {
+                        match self.ingest_once(&fresh, options).await {
+                            Ok(mut r) => {
+                                duplicates.append(&mut r.duplicates);
+                                r.duplicates = duplicates;
+                                return Ok(r);
                             }
+                            Err(e) if attempt < 5 && is_retryable(&e) => {
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+                            }
+                            Err(e) => return Err(e),
                         }
                     }
-                    tx.commit().await.map_err(read_err("event"))?;
-                    Ok(report)
                 }
 
                 async fn get_event(&self, id: EventId) -> Result<Event> {
@@ -1207,6 +1684,103 @@ macro_rules! impl_store {
                     Ok(done.rows_affected())
                 }
 
+                async fn event_stats(
+                    &self,
+                    query: &EventQuery,
+                    bucket: StatsBucket,
+                    top: u32,
+                ) -> Result<EventStats> {
+                    query.validate()?;
+                    if top == 0 || top > MAX_STATS_TOP {
+                        return Err(Error::invalid(
+                            "top",
+                            "out_of_range",
+                            format!("top must be 1 to {MAX_STATS_TOP}"),
+                        ));
+                    }
+                    let n = |c: i64| u64::try_from(c).unwrap_or(0);
+                    let total = self.count_events(query).await?;
+                    let mut by_status = self
+                        .stats_counts::<String>("status", query, "", " ORDER BY 1", None)
+                        .await?
+                        .into_iter()
+                        .map(|(k, c)| {
+                            let key = EventStatus::parse(&k).map_err(|e| corrupt("event", e))?;
+                            Ok(Count { key, count: n(c) })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut by_classification = self
+                        .stats_counts::<String>("classification", query, "", " ORDER BY 1", None)
+                        .await?
+                        .into_iter()
+                        .map(|(k, c)| {
+                            let key = Classification::parse(&k).map_err(|e| corrupt("event", e))?;
+                            Ok(Count { key, count: n(c) })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    // Declaration order, not the database collation's order of the names.
+                    by_status.sort_by_key(|c| c.key);
+                    by_classification.sort_by_key(|c| c.key);
+                    // Integer division in SQL keeps the timeline one indexed scan; months have
+                    // uneven lengths, so they are summed from days here.
+                    let width = bucket_micros(bucket);
+                    let select = format!("ts {} {width}", Self::INT_DIV);
+                    let buckets: Vec<(i64, u64)> = self
+                        .stats_counts::<i64>(&select, query, "", " ORDER BY 1", None)
+                        .await?
+                        .into_iter()
+                        .map(|(b, c)| (b.saturating_mul(width), n(c)))
+                        .collect();
+                    let timeline = match bucket {
+                        StatsBucket::Month => months_of(&buckets),
+                        StatsBucket::Hour | StatsBucket::Day => buckets
+                            .into_iter()
+                            .map(|(start, count)| TimelinePoint { start: from_micros(start), count })
+                            .collect(),
+                    };
+                    let top_sources = self
+                        .stats_counts::<Vec<u8>>("source_key", query, "", " ORDER BY 2 DESC, 1", Some(top))
+                        .await?
+                        .into_iter()
+                        .map(|(k, c)| {
+                            let key: [u8; 16] = k
+                                .try_into()
+                                .map_err(|_| corrupt("event", "source key is not 16 bytes"))?;
+                            Ok(Count { key: ip_from_key(key), count: n(c) })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let top_ports = self
+                        .stats_counts::<i32>(
+                            "dest_port",
+                            query,
+                            " AND dest_port IS NOT NULL",
+                            " ORDER BY 2 DESC, 1",
+                            Some(top),
+                        )
+                        .await?
+                        .into_iter()
+                        .map(|(p, c)| {
+                            let key = u16::try_from(p).map_err(|e| corrupt("event", e))?;
+                            Ok(Count { key, count: n(c) })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let by_sensor = self
+                        .stats_counts::<i64>("sensor_id", query, "", " ORDER BY 2 DESC, 1", Some(top))
+                        .await?
+                        .into_iter()
+                        .map(|(id, c)| Count { key: SensorId(id), count: n(c) })
+                        .collect();
+                    Ok(EventStats {
+                        total,
+                        by_status,
+                        by_classification,
+                        timeline,
+                        top_sources,
+                        top_ports,
+                        by_sensor,
+                    })
+                }
+
                 async fn create_filter(&self, spec: &EventFilterSpec) -> Result<EventFilter> {
                     let created = now();
                     let q = sqlx::query(Self::sql_returning_id(
@@ -1283,6 +1857,167 @@ macro_rules! impl_store {
                         .await
                         .map_err(read_err("filter"))?;
                     one_row(done.rows_affected(), "filter")
+                }
+            }
+
+            #[async_trait]
+            impl IncidentStore for $store {
+                async fn get_incident(&self, id: IncidentId) -> Result<Incident> {
+                    let row: IncidentRow = self
+                        .row_by(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = "), id.0, "incident")
+                        .await?;
+                    let mut list = self.incidents_of(vec![row]).await?;
+                    list.pop().ok_or_else(|| Error::not_found("incident"))
+                }
+
+                async fn list_incidents(
+                    &self,
+                    query: &IncidentQuery,
+                    page: &PageRequest,
+                ) -> Result<Page<Incident>> {
+                    page.validate()?;
+                    let mut qb = Qb::new(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"));
+                    push_incident_conditions(&mut qb, query);
+                    let (cmp, dir) = match page.order {
+                        SortOrder::Desc => ("<", "DESC"),
+                        SortOrder::Asc => (">", "ASC"),
+                    };
+                    if let Some(after) = page.after {
+                        // Same shape as the event listing: an index range on the first column.
+                        let ts = to_micros(after.timestamp);
+                        let eq = if cmp == "<" { "<=" } else { ">=" };
+                        qb.push(format_args!(" AND last_seen {eq} "))
+                            .push_bind(ts)
+                            .push(format_args!(" AND (last_seen {cmp} "))
+                            .push_bind(ts)
+                            .push(format_args!(" OR id {cmp} "))
+                            .push_bind(after.id.0)
+                            .push(")");
+                    }
+                    qb.push(format_args!(" ORDER BY last_seen {dir}, id {dir} LIMIT "))
+                        .push_bind(i64::from(page.limit) + 1);
+                    let mut rows: Vec<IncidentRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err("incident"))?;
+                    let more = rows.len() > page.limit as usize;
+                    rows.truncate(page.limit as usize);
+                    let items = self.incidents_of(rows).await?;
+                    // The cursor type is shared with events; its id carries the incident id.
+                    let next = if more {
+                        items.last().map(|i| EventCursor { timestamp: i.last_seen, id: EventId(i.id.0) })
+                    } else {
+                        None
+                    };
+                    Ok(Page { items, next })
+                }
+
+                async fn update_incidents(
+                    &self,
+                    ids: &[IncidentId],
+                    query: &IncidentQuery,
+                    update: &IncidentUpdate,
+                ) -> Result<u64> {
+                    update.validate()?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut tx = self.begin_write().await.map_err(read_err("incident"))?;
+                    let mut qb = Qb::new("SELECT id FROM incidents WHERE 1 = 1");
+                    push_in(&mut qb, "id", ids.iter().map(|i| i.0));
+                    push_incident_conditions(&mut qb, query);
+                    qb.push(" ORDER BY id").push(Self::LOCK_UPDATE);
+                    let matched: Vec<i64> = qb
+                        .build_query_scalar()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(read_err("incident"))?;
+                    if matched.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut qb = Qb::new("UPDATE incidents SET ");
+                    {
+                        let mut set = qb.separated(", ");
+                        if let Some(status) = update.status {
+                            set.push("status = ").push_bind_unseparated(status.as_str());
+                        }
+                        if let Some(comment) = &update.comment {
+                            set.push("comment = ").push_bind_unseparated(comment.clone());
+                        }
+                        if let Some(archived) = update.archived {
+                            set.push("archived = ").push_bind_unseparated(archived);
+                        }
+                    }
+                    qb.push(" WHERE 1 = 1");
+                    push_in(&mut qb, "id", matched.iter().copied());
+                    qb.build().execute(&mut *tx).await.map_err(read_err("incident"))?;
+                    // Workflow state is the incident's; its events follow so event lists agree.
+                    if update.status.is_some() || update.archived.is_some() {
+                        let mut qb = Qb::new("UPDATE events SET ");
+                        {
+                            let mut set = qb.separated(", ");
+                            if let Some(status) = update.status {
+                                set.push("status = ").push_bind_unseparated(status.as_str());
+                            }
+                            if let Some(archived) = update.archived {
+                                set.push("archived = ").push_bind_unseparated(archived);
+                            }
+                        }
+                        qb.push(" WHERE 1 = 1");
+                        push_in(&mut qb, "incident_id", matched.iter().copied());
+                        qb.build().execute(&mut *tx).await.map_err(read_err("event"))?;
+                    }
+                    tx.commit().await.map_err(read_err("incident"))?;
+                    // Matched rather than rows_affected: MySQL counts only rows whose values
+                    // changed, the other engines every matched row.
+                    Ok(matched.len() as u64)
+                }
+
+                async fn begin_incident_alert(&self, id: IncidentId, at: Timestamp) -> Result<Incident> {
+                    let mut tx = self.begin_write().await.map_err(read_err("incident"))?;
+                    let mut qb = Qb::new(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = "));
+                    qb.push_bind(id.0).push(Self::LOCK_UPDATE);
+                    let row: IncidentRow = qb
+                        .build_query_as()
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(read_err("incident"))?;
+                    sqlx::query(Self::sql(
+                        "UPDATE incidents SET alert_pending = ?, last_alert_at = ? WHERE id = ?",
+                    ))
+                    .bind(false)
+                    .bind(to_micros(at))
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(read_err("incident"))?;
+                    tx.commit().await.map_err(read_err("incident"))?;
+                    let mut list = self.incidents_of(vec![row]).await?;
+                    list.pop().ok_or_else(|| Error::not_found("incident"))
+                }
+
+                async fn prune_incidents(&self, before: Timestamp) -> Result<u64> {
+                    let done = sqlx::query(Self::sql(
+                        "DELETE FROM incidents WHERE archived = ? AND last_seen < ? \
+                         AND NOT EXISTS (SELECT 1 FROM events WHERE events.incident_id = incidents.id)",
+                    ))
+                    .bind(true)
+                    .bind(to_micros(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("incident"))?;
+                    // Lock rows of sources without incidents are only kept for serialisation;
+                    // the next ingest of such a source creates its row again.
+                    sqlx::query(Self::sql(
+                        "DELETE FROM incident_sources WHERE NOT EXISTS (SELECT 1 FROM incidents \
+                         WHERE incidents.division_id = incident_sources.division_id \
+                         AND incidents.source_key = incident_sources.source_key)",
+                    ))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err("incident"))?;
+                    Ok(done.rows_affected())
                 }
             }
 

@@ -67,6 +67,12 @@ impl MySqlStore {
         &self.pool
     }
 
+    pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
+    /// Locks (creating if missing) `incident_sources` rows: the upsert takes a row lock even
+    /// when nothing changes.
+    pub(crate) const SOURCE_LOCK: Option<&'static str> =
+        Some(" ON DUPLICATE KEY UPDATE division_id = division_id");
+    pub(crate) const INT_DIV: &'static str = "DIV";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON DUPLICATE KEY UPDATE value = VALUES(value)";

@@ -58,6 +58,13 @@ impl PostgresStore {
         &self.pool
     }
 
+    pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
+    /// Locks (creating if missing) `incident_sources` rows: the upsert takes a row lock even
+    /// when nothing changes.
+    pub(crate) const SOURCE_LOCK: Option<&'static str> = Some(
+        " ON CONFLICT (division_id, source_key) DO UPDATE SET division_id = excluded.division_id",
+    );
+    pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value";

@@ -20,7 +20,7 @@ pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(entity: &'static str, s: &
     serde_json::from_str(s).map_err(|e| corrupt(entity, e))
 }
 
-fn u64_of(v: i64) -> u64 {
+pub(crate) fn u64_of(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
@@ -89,14 +89,20 @@ pub(crate) struct ContactRow {
     pub all_events: bool,
     pub sensor_timeouts: bool,
     pub weekly_summary: bool,
+    pub secret: Option<String>,
 }
 
-/// Splits a contact target into the `kind`, `address`, `user_id` columns.
-pub(crate) fn contact_columns(t: &ContactTarget) -> (&'static str, Option<String>, Option<i64>) {
+/// The `kind`, `address`, `user_id` and `secret` columns of a contact target.
+pub(crate) type ContactColumns = (&'static str, Option<String>, Option<i64>, Option<String>);
+
+/// Splits a contact target into its columns.
+pub(crate) fn contact_columns(t: &ContactTarget) -> ContactColumns {
     match t {
-        ContactTarget::Email { address } => ("email", Some(address.clone()), None),
-        ContactTarget::Webhook { url } => ("webhook", Some(url.clone()), None),
-        ContactTarget::User { user_id } => ("user", None, Some(user_id.0)),
+        ContactTarget::Email { address } => ("email", Some(address.clone()), None, None),
+        ContactTarget::Webhook { url, secret } => {
+            ("webhook", Some(url.clone()), None, secret.clone())
+        }
+        ContactTarget::User { user_id } => ("user", None, Some(user_id.0), None),
     }
 }
 
@@ -105,7 +111,10 @@ impl TryFrom<ContactRow> for Contact {
     fn try_from(r: ContactRow) -> Result<Self> {
         let target = match (r.kind.as_str(), r.address, r.user_id) {
             ("email", Some(address), _) => ContactTarget::Email { address },
-            ("webhook", Some(url), _) => ContactTarget::Webhook { url },
+            ("webhook", Some(url), _) => ContactTarget::Webhook {
+                url,
+                secret: r.secret,
+            },
             ("user", _, Some(id)) => ContactTarget::User {
                 user_id: UserId(id),
             },
@@ -217,6 +226,7 @@ pub(crate) struct SensorRow {
     pub created_at: i64,
     pub last_seen: Option<i64>,
     pub last_state: Option<String>,
+    pub offline: bool,
 }
 
 impl TryFrom<SensorRow> for Sensor {
@@ -245,6 +255,7 @@ impl TryFrom<SensorRow> for Sensor {
                 .map(|s| SensorState::parse(&s))
                 .transpose()
                 .map_err(|e| corrupt("sensor", e))?,
+            offline: r.offline,
         })
     }
 }
@@ -363,7 +374,7 @@ impl From<AssignmentRow> for ServiceAssignment {
 /// Columns of an event listing (no details or packets).
 pub(crate) const EVENT_COLUMNS: &str = "id, uid, sensor_id, division_id, service, ts, received_at, \
      source_ip, source_port, dest_ip, dest_port, protocol, type_code, classification, severity, \
-     summary, status, comment, archived";
+     summary, status, comment, archived, incident_id";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
@@ -386,6 +397,7 @@ pub(crate) struct EventRow {
     pub status: String,
     pub comment: Option<String>,
     pub archived: bool,
+    pub incident_id: Option<i64>,
 }
 
 impl TryFrom<EventRow> for Event {
@@ -400,6 +412,7 @@ impl TryFrom<EventRow> for Event {
             status: EventStatus::parse(&r.status).map_err(c)?,
             comment: r.comment,
             archived: r.archived,
+            incident_id: r.incident_id.map(IncidentId),
             data: EventData {
                 uid,
                 sensor_id: SensorId(r.sensor_id),
@@ -623,6 +636,52 @@ impl TryFrom<AuditRow> for AuditEntry {
             action: r.action,
             target: r.target,
             detail: from_json("audit", &r.detail)?,
+        })
+    }
+}
+
+/// Columns of an incident row (its sensor count is computed from its events).
+pub(crate) const INCIDENT_COLUMNS: &str = "id, division_id, source_ip, first_seen, last_seen, \
+     event_count, severity, classification, status, comment, archived, last_alert_at, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct IncidentRow {
+    pub id: i64,
+    pub division_id: i64,
+    pub source_ip: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub event_count: i64,
+    pub severity: String,
+    pub classification: String,
+    pub status: String,
+    pub comment: Option<String>,
+    pub archived: bool,
+    pub last_alert_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl IncidentRow {
+    pub fn into_incident(self, sensor_count: u64) -> Result<Incident> {
+        let c = |e| corrupt("incident", e);
+        Ok(Incident {
+            id: IncidentId(self.id),
+            division_id: DivisionId(self.division_id),
+            source_ip: self
+                .source_ip
+                .parse::<IpAddr>()
+                .map_err(|e| corrupt("incident", e))?,
+            first_seen: from_micros(self.first_seen),
+            last_seen: from_micros(self.last_seen),
+            event_count: u64_of(self.event_count),
+            sensor_count,
+            severity: Severity::parse(&self.severity).map_err(c)?,
+            classification: Classification::parse(&self.classification).map_err(c)?,
+            status: EventStatus::parse(&self.status).map_err(c)?,
+            comment: self.comment,
+            archived: self.archived,
+            last_alert_at: self.last_alert_at.map(from_micros),
+            created_at: from_micros(self.created_at),
         })
     }
 }

@@ -83,6 +83,11 @@ impl SqliteStore {
         &self.pool
     }
 
+    // `BEGIN IMMEDIATE` already serialises writers; SQLite has no row locks.
+    pub(crate) const LOCK_UPDATE: &'static str = "";
+    /// No per-source row locks: writers are serialised already.
+    pub(crate) const SOURCE_LOCK: Option<&'static str> = None;
+    pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = "";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value";

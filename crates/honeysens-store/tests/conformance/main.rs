@@ -53,4 +53,10 @@ conformance!(
     sessions_lifecycle,
     api_tokens_lifecycle,
     audit_log_paging,
+    incidents_group_across_sensors,
+    incidents_alerts_and_forwarding,
+    incidents_concurrent_ingest,
+    incidents_list_update_prune,
+    event_stats_exact,
+    sensor_offline_flag,
 );

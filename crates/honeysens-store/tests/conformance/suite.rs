@@ -358,6 +358,7 @@ pub async fn contacts_crud(s: S) {
             division_id: other,
             target: ContactTarget::Webhook {
                 url: "https://siem.example.org/hook".into(),
+                secret: Some("hook-key-1".into()),
             },
             notify: NotifyOn {
                 all_events: true,
@@ -430,6 +431,25 @@ pub async fn contacts_crud(s: S) {
         ErrorKind::NotFound,
         "contact.not_found",
     );
+    // The webhook secret round-trips through update, including its removal.
+    let rekeyed = ContactSpec {
+        target: ContactTarget::Webhook {
+            url: "https://siem.example.org/hook2".into(),
+            secret: Some("hook-key-2".into()),
+        },
+        ..hook.spec.clone()
+    };
+    s.update_contact(hook.id, &rekeyed).await.unwrap();
+    assert_eq!(s.get_contact(hook.id).await.unwrap().spec, rekeyed);
+    let unkeyed = ContactSpec {
+        target: ContactTarget::Webhook {
+            url: "https://siem.example.org/hook2".into(),
+            secret: None,
+        },
+        ..hook.spec.clone()
+    };
+    s.update_contact(hook.id, &unkeyed).await.unwrap();
+    assert_eq!(s.get_contact(hook.id).await.unwrap().spec, unkeyed);
     s.delete_contact(hook.id).await.unwrap();
     assert_kind(
         s.delete_contact(hook.id).await,
@@ -2237,4 +2257,856 @@ pub async fn audit_log_paging(s: S) {
     assert_eq!(after.len(), 5);
     assert!(after.iter().all(|e| e.user_id.is_none()));
     assert_eq!(after[4].actor, "alice");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incidents, ingest fan-out, statistics, sensor offline flag.
+
+const MIN: i64 = 60_000_000;
+
+fn opts(window_min: u64, alerts: bool, forward: bool) -> IngestOptions {
+    IngestOptions {
+        incident_window: Some(Duration::from_secs(window_min * 60)),
+        alert_interval: Duration::from_secs(15 * 60),
+        alerts,
+        forward,
+    }
+}
+
+fn sev(mut e: NewEvent, severity: Severity, class: Classification) -> NewEvent {
+    e.data.severity = severity;
+    e.data.classification = class;
+    e
+}
+
+/// Every job of the (fresh) database; ids are assigned from 1 on every backend.
+async fn all_jobs(s: &S) -> Vec<Job> {
+    let mut out = Vec::new();
+    for i in 1..=200 {
+        if let Ok(j) = s.get_job(JobId(i)).await {
+            out.push(j);
+        }
+    }
+    out
+}
+
+fn jobs_of<'a>(jobs: &'a [Job], kind: &str) -> Vec<&'a Job> {
+    jobs.iter().filter(|j| j.kind == kind).collect()
+}
+
+pub async fn incidents_group_across_sensors(s: S) {
+    let d1 = division(&s, "d1").await;
+    let d2 = division(&s, "d2").await;
+    let s1 = sensor(&s, d1, "s1").await;
+    let s2 = sensor(&s, d1, "s2").await;
+    let s3 = sensor(&s, d2, "s3").await;
+    let t0 = to_micros(now()) - 120 * MIN;
+    let a = "203.0.113.7";
+    let batch = vec![
+        (event(s1, t0, a, 22), d1, EventStatus::New),
+        (
+            sev(
+                event(s2, t0 + MIN, a, 445),
+                Severity::High,
+                Classification::HoneypotInteraction,
+            ),
+            d1,
+            EventStatus::New,
+        ),
+        // Same source, other division: its own incident.
+        (event(s3, t0 + MIN / 2, a, 22), d2, EventStatus::New),
+        // Resolved by a filter: stored, but no incident.
+        (event(s1, t0 + 2 * MIN, a, 80), d1, EventStatus::Resolved),
+        // Another source in d1.
+        (event(s1, t0, "198.51.100.1", 22), d1, EventStatus::New),
+    ];
+    let r = s
+        .ingest_events(&batch, &opts(10, false, false))
+        .await
+        .unwrap();
+    assert_eq!(r.inserted.len(), 5);
+    assert!(r.duplicates.is_empty());
+    assert_eq!(r.incidents.len(), 3, "{r:?}");
+    assert!(r.incidents.iter().all(|t| t.created && !t.alert_enqueued));
+    let ev = |i: usize| r.inserted[i].1;
+    let e0 = s.get_event(ev(0)).await.unwrap();
+    let e1 = s.get_event(ev(1)).await.unwrap();
+    let e2 = s.get_event(ev(2)).await.unwrap();
+    let e3 = s.get_event(ev(3)).await.unwrap();
+    let e4 = s.get_event(ev(4)).await.unwrap();
+    let ia = e0.incident_id.expect("grouped");
+    assert_eq!(e1.incident_id, Some(ia));
+    assert_eq!(e3.incident_id, None, "resolved events get no incident");
+    let ib = e2.incident_id.expect("grouped");
+    let ic = e4.incident_id.expect("grouped");
+    assert!(ia != ib && ia != ic && ib != ic);
+    let touch_a = r.incidents.iter().find(|t| t.id == ia).unwrap();
+    assert_eq!(touch_a.events, 2);
+
+    let inc = s.get_incident(ia).await.unwrap();
+    assert_eq!(inc.division_id, d1);
+    assert_eq!(inc.source_ip, ip(a));
+    assert_eq!((inc.event_count, inc.sensor_count), (2, 2));
+    assert_eq!(
+        (to_micros(inc.first_seen), to_micros(inc.last_seen)),
+        (t0, t0 + MIN)
+    );
+    assert_eq!(
+        (inc.severity, inc.classification),
+        (Severity::High, Classification::HoneypotInteraction)
+    );
+    assert_eq!(
+        (inc.status, inc.archived, inc.last_alert_at),
+        (EventStatus::New, false, None)
+    );
+    let inc_b = s.get_incident(ib).await.unwrap();
+    assert_eq!(
+        (inc_b.division_id, inc_b.event_count, inc_b.sensor_count),
+        (d2, 1, 1)
+    );
+
+    // Within the window of last_seen: joins; a lower severity keeps the incident's.
+    let r2 = s
+        .ingest_events(
+            &[(event(s1, t0 + 9 * MIN, a, 23), d1, EventStatus::New)],
+            &opts(10, false, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r2.incidents,
+        vec![IncidentTouch {
+            id: ia,
+            created: false,
+            events: 1,
+            alert_enqueued: false
+        }]
+    );
+    let inc = s.get_incident(ia).await.unwrap();
+    assert_eq!((inc.event_count, inc.sensor_count), (3, 2));
+    assert_eq!(to_micros(inc.last_seen), t0 + 9 * MIN);
+    assert_eq!(inc.severity, Severity::High);
+
+    // After the window: a new incident. In one batch, a gap larger than the window splits too.
+    let r3 = s
+        .ingest_events(
+            &[
+                (event(s2, t0 + 30 * MIN, a, 22), d1, EventStatus::New),
+                (event(s1, t0 + 31 * MIN, a, 22), d1, EventStatus::New),
+                (event(s1, t0 + 50 * MIN, a, 22), d1, EventStatus::New),
+            ],
+            &opts(10, false, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r3.incidents.len(), 2, "{r3:?}");
+    assert!(r3.incidents.iter().all(|t| t.created && t.id != ia));
+    assert_eq!(
+        r3.incidents.iter().map(|t| t.events).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let first = s.get_incident(r3.incidents[0].id).await.unwrap();
+    assert_eq!((first.event_count, first.sensor_count), (2, 2));
+    assert_eq!(
+        (to_micros(first.first_seen), to_micros(first.last_seen)),
+        (t0 + 30 * MIN, t0 + 31 * MIN)
+    );
+    assert_eq!(s.get_incident(ia).await.unwrap().event_count, 3);
+
+    // Duplicates touch nothing; plain inserts make no incidents.
+    let again = s
+        .ingest_events(&batch, &opts(10, true, true))
+        .await
+        .unwrap();
+    assert!(again.inserted.is_empty() && again.incidents.is_empty());
+    assert_eq!(again.duplicates.len(), 5);
+    assert!(all_jobs(&s).await.is_empty(), "duplicates enqueue nothing");
+    assert_eq!(s.get_incident(ia).await.unwrap().event_count, 3);
+    let plain = s
+        .insert_events(&[(event(s1, t0 + 9 * MIN, a, 24), d1, EventStatus::New)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_event(plain.inserted[0].1).await.unwrap().incident_id,
+        None
+    );
+    assert_eq!(s.get_incident(ia).await.unwrap().event_count, 3);
+
+    // The event query's incident and severity conditions.
+    let of_a = list_all(
+        &s,
+        &EventQuery {
+            incident: Some(ia),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut expected = vec![ev(0), ev(1), r2.inserted[0].1];
+    expected.sort();
+    let mut got = of_a.clone();
+    got.sort();
+    assert_eq!(got, expected);
+    let high = list_all(
+        &s,
+        &EventQuery {
+            severities: vec![Severity::High, Severity::Critical],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(high, vec![ev(1)]);
+    assert_eq!(
+        s.count_events(&EventQuery {
+            incident: Some(ia),
+            severities: vec![Severity::Low],
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        2
+    );
+    assert_kind(
+        s.get_incident(IncidentId(31337)).await,
+        ErrorKind::NotFound,
+        "incident.not_found",
+    );
+}
+
+pub async fn incidents_alerts_and_forwarding(s: S) {
+    let d = division(&s, "d").await;
+    let s1 = sensor(&s, d, "s1").await;
+    let t0 = to_micros(now()) - 60 * MIN;
+    let a = "203.0.113.9";
+    let before = now();
+    let r = s
+        .ingest_events(
+            &[
+                (event(s1, t0, a, 22), d, EventStatus::New),
+                (event(s1, t0 + 1, a, 80), d, EventStatus::Ignored),
+            ],
+            &opts(30, true, true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.incidents.len(), 1);
+    assert!(r.incidents[0].created && r.incidents[0].alert_enqueued);
+    let inc = r.incidents[0].id;
+    let jobs = all_jobs(&s).await;
+    let alerts = jobs_of(&jobs, ALERT_JOB);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].payload,
+        serde_json::json!({ "incident_id": inc.0 })
+    );
+    assert_eq!(alerts[0].max_attempts, 3);
+    assert!(alerts[0].run_at >= before && alerts[0].run_at <= now());
+    // Forwarding carries every stored event, whatever its status.
+    let fwd = jobs_of(&jobs, FORWARD_JOB);
+    assert_eq!(fwd.len(), 1);
+    let ids: Vec<i64> = r.inserted.iter().map(|(_, id)| id.0).collect();
+    assert_eq!(fwd[0].payload, serde_json::json!({ "event_ids": ids }));
+
+    // While the alert is pending, more events do not enqueue another.
+    let r2 = s
+        .ingest_events(
+            &[(event(s1, t0 + MIN, a, 22), d, EventStatus::New)],
+            &opts(30, true, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r2.incidents.len(), 1);
+    assert!(!r2.incidents[0].created && !r2.incidents[0].alert_enqueued);
+    let jobs = all_jobs(&s).await;
+    assert_eq!(jobs_of(&jobs, ALERT_JOB).len(), 1);
+    assert_eq!(jobs_of(&jobs, FORWARD_JOB).len(), 1, "forward was off");
+
+    // Sending starts: pending cleared, last_alert_at set; the previous state is returned.
+    let at = now();
+    let was = s.begin_incident_alert(inc, at).await.unwrap();
+    assert_eq!((was.id, was.last_alert_at, was.event_count), (inc, None, 2));
+    assert_eq!(s.get_incident(inc).await.unwrap().last_alert_at, Some(at));
+    assert_kind(
+        s.begin_incident_alert(IncidentId(31337), at).await,
+        ErrorKind::NotFound,
+        "incident.not_found",
+    );
+
+    // The next alert waits for the alert interval after the last one.
+    let r3 = s
+        .ingest_events(
+            &[(event(s1, t0 + 2 * MIN, a, 22), d, EventStatus::New)],
+            &opts(30, true, false),
+        )
+        .await
+        .unwrap();
+    assert!(r3.incidents[0].alert_enqueued);
+    let jobs = all_jobs(&s).await;
+    let alerts = jobs_of(&jobs, ALERT_JOB);
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[1].run_at, at + ChronoDuration::minutes(15));
+    let again = s
+        .ingest_events(
+            &[(event(s1, t0 + 3 * MIN, a, 22), d, EventStatus::New)],
+            &opts(30, true, false),
+        )
+        .await
+        .unwrap();
+    assert!(!again.incidents[0].alert_enqueued);
+    assert_eq!(jobs_of(&all_jobs(&s).await, ALERT_JOB).len(), 2);
+    // Not claimable before it is due.
+    let kinds = vec![ALERT_JOB.to_owned()];
+    let claimed = s
+        .claim_jobs("w", Some(&kinds), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![alerts[0].id]
+    );
+
+    // An old last alert: due now, not in the past.
+    s.begin_incident_alert(inc, at - ChronoDuration::hours(2))
+        .await
+        .unwrap();
+    let before = now();
+    s.ingest_events(
+        &[(event(s1, t0 + 4 * MIN, a, 22), d, EventStatus::New)],
+        &opts(30, true, false),
+    )
+    .await
+    .unwrap();
+    let jobs = all_jobs(&s).await;
+    let alerts = jobs_of(&jobs, ALERT_JOB);
+    assert_eq!(alerts.len(), 3);
+    assert!(alerts[2].run_at >= before && alerts[2].run_at <= now());
+}
+
+pub async fn incidents_concurrent_ingest(s: S) {
+    let d = division(&s, "d").await;
+    let mut sensors = Vec::new();
+    for i in 0..4 {
+        sensors.push(sensor(&s, d, &format!("s{i}")).await);
+    }
+    let t0 = to_micros(now()) - 30 * MIN;
+    let a = "203.0.113.50";
+    // No incident exists yet: the concurrent batches race to open it and to enqueue its alert.
+    let mut tasks = Vec::new();
+    for w in 0..8i64 {
+        let s = s.clone();
+        let sensors = sensors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut total = 0;
+            for round in 0..3i64 {
+                let batch: Vec<_> = (0..10i64)
+                    .map(|i| {
+                        let sn = sensors[((w + i) % 4) as usize];
+                        let ts = t0 + w * 1000 + round * 100 + i;
+                        (event(sn, ts, a, 22), d, EventStatus::New)
+                    })
+                    .collect();
+                let r = s
+                    .ingest_events(&batch, &opts(60, true, false))
+                    .await
+                    .unwrap();
+                total += r.inserted.len();
+            }
+            total
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        inserted += t.await.unwrap();
+    }
+    assert_eq!(inserted, 240);
+    let page = s
+        .list_incidents(&IncidentQuery::default(), &PageRequest::first(100))
+        .await
+        .unwrap();
+    // All within one window: one incident, no lost increments.
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    let inc = &page.items[0];
+    assert_eq!((inc.event_count, inc.sensor_count), (240, 4));
+    assert_eq!(
+        s.count_events(&EventQuery {
+            incident: Some(inc.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        240
+    );
+    // The first batch to lock the incident enqueued the alert; the others saw it pending.
+    assert_eq!(jobs_of(&all_jobs(&s).await, ALERT_JOB).len(), 1);
+}
+
+pub async fn incidents_list_update_prune(s: S) {
+    let d1 = division(&s, "d1").await;
+    let d2 = division(&s, "d2").await;
+    let s1 = sensor(&s, d1, "s1").await;
+    let s2 = sensor(&s, d2, "s2").await;
+    let t0 = to_micros(now()) - 600 * MIN;
+    let mut batch = Vec::new();
+    // Eight incidents: sources .1–.8 alternating divisions; two events each; some sharing
+    // a last_seen so the keyset has to break ties by id.
+    for i in 0..8i64 {
+        let (sn, d) = if i % 2 == 0 { (s1, d1) } else { (s2, d2) };
+        let src = format!("192.0.2.{}", i + 1);
+        let last = t0 + (i / 2) * MIN;
+        batch.push((event(sn, last - 10, &src, 22), d, EventStatus::New));
+        batch.push((event(sn, last, &src, 80), d, EventStatus::New));
+    }
+    let r = s
+        .ingest_events(&batch, &opts(5, false, false))
+        .await
+        .unwrap();
+    assert_eq!(r.incidents.len(), 8);
+    let mut all: Vec<Incident> = Vec::new();
+    for t in &r.incidents {
+        all.push(s.get_incident(t.id).await.unwrap());
+    }
+    let list_pages = |q: IncidentQuery, order: SortOrder| {
+        let s = s.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut page = PageRequest {
+                order,
+                ..PageRequest::first(3)
+            };
+            loop {
+                let p = s.list_incidents(&q, &page).await.unwrap();
+                assert!(p.items.len() <= 3);
+                out.extend(p.items.iter().cloned());
+                match p.next {
+                    Some(c) => page.after = Some(c),
+                    None => break,
+                }
+            }
+            out
+        }
+    };
+    let mut expected = all.clone();
+    expected.sort_by_key(|i| (i.last_seen, i.id));
+    assert_eq!(
+        list_pages(IncidentQuery::default(), SortOrder::Asc).await,
+        expected
+    );
+    expected.reverse();
+    assert_eq!(
+        list_pages(IncidentQuery::default(), SortOrder::Desc).await,
+        expected
+    );
+    let only_d2: Vec<_> = expected
+        .iter()
+        .filter(|i| i.division_id == d2)
+        .cloned()
+        .collect();
+    assert_eq!(only_d2.len(), 4);
+    assert_eq!(
+        list_pages(
+            IncidentQuery {
+                divisions: Some(vec![d2]),
+                ..Default::default()
+            },
+            SortOrder::Desc
+        )
+        .await,
+        only_d2
+    );
+    let by_ip = list_pages(
+        IncidentQuery {
+            source_ip: Some(ip("192.0.2.3")),
+            ..Default::default()
+        },
+        SortOrder::Desc,
+    )
+    .await;
+    assert_eq!(by_ip.len(), 1);
+    assert_eq!(by_ip[0].source_ip, ip("192.0.2.3"));
+    let window = list_pages(
+        IncidentQuery {
+            from: Some(from_micros(t0 + MIN)),
+            until: Some(from_micros(t0 + 3 * MIN)),
+            ..Default::default()
+        },
+        SortOrder::Asc,
+    )
+    .await;
+    assert_eq!(window.len(), 4);
+    assert!(
+        window
+            .iter()
+            .all(|i| [t0 + MIN, t0 + 2 * MIN].contains(&to_micros(i.last_seen)))
+    );
+
+    // Updates are scoped by the query; status and archive flag cascade to events.
+    let target = all.iter().find(|i| i.division_id == d1).unwrap().clone();
+    let other = all.iter().find(|i| i.division_id == d2).unwrap().clone();
+    let resolve = IncidentUpdate {
+        status: Some(EventStatus::Resolved),
+        comment: Some(Some("handled".into())),
+        ..Default::default()
+    };
+    let scope_d2 = IncidentQuery {
+        divisions: Some(vec![d2]),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.update_incidents(&[target.id], &scope_d2, &resolve)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.get_incident(target.id).await.unwrap().status,
+        EventStatus::New
+    );
+    assert_eq!(
+        s.update_incidents(&[target.id, other.id], &IncidentQuery::default(), &resolve)
+            .await
+            .unwrap(),
+        2
+    );
+    let got = s.get_incident(target.id).await.unwrap();
+    assert_eq!(
+        (got.status, got.comment.as_deref()),
+        (EventStatus::Resolved, Some("handled"))
+    );
+    let evq = |id: IncidentId| EventQuery {
+        incident: Some(id),
+        ..Default::default()
+    };
+    for id in [target.id, other.id] {
+        let evs = list_all(&s, &evq(id)).await;
+        assert_eq!(evs.len(), 2);
+        for e in evs {
+            let e = s.get_event(e).await.unwrap();
+            assert_eq!(e.status, EventStatus::Resolved);
+            assert_eq!(e.comment, None, "comments stay on the incident");
+        }
+    }
+    // Untouched incidents keep their events' status.
+    let third = all
+        .iter()
+        .find(|i| i.id != target.id && i.id != other.id)
+        .unwrap();
+    assert_eq!(
+        s.count_events(&EventQuery {
+            incident: Some(third.id),
+            statuses: vec![EventStatus::New],
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        2
+    );
+    let statuses = list_pages(
+        IncidentQuery {
+            statuses: vec![EventStatus::Resolved],
+            ..Default::default()
+        },
+        SortOrder::Asc,
+    )
+    .await;
+    assert_eq!(statuses.len(), 2);
+    assert_kind(
+        s.update_incidents(
+            &[target.id],
+            &IncidentQuery::default(),
+            &IncidentUpdate::default(),
+        )
+        .await,
+        ErrorKind::Invalid,
+        "validation.failed",
+    );
+
+    // Archive cascades; a resolved incident is not live, so new events open a new one.
+    let archive = IncidentUpdate {
+        archived: Some(true),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.update_incidents(&[target.id], &IncidentQuery::default(), &archive)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_events(&EventQuery {
+            incident: Some(target.id),
+            archived: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        2
+    );
+    let archived = list_pages(
+        IncidentQuery {
+            archived: Some(true),
+            ..Default::default()
+        },
+        SortOrder::Asc,
+    )
+    .await;
+    assert_eq!(
+        archived.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![target.id]
+    );
+    let src = target.source_ip.to_string();
+    let r = s
+        .ingest_events(
+            &[(
+                event(s1, to_micros(target.last_seen) + 1, &src, 22),
+                d1,
+                EventStatus::New,
+            )],
+            &opts(5, false, false),
+        )
+        .await
+        .unwrap();
+    assert!(r.incidents[0].created && r.incidents[0].id != target.id);
+
+    // Pruning: only archived incidents before the cut-off without events.
+    let cut = now();
+    assert_eq!(
+        s.prune_incidents(cut).await.unwrap(),
+        0,
+        "it still has events"
+    );
+    let deleted = s
+        .delete_events(&EventSelection {
+            ids: None,
+            query: evq(target.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
+    assert_eq!(
+        s.prune_incidents(target.last_seen).await.unwrap(),
+        0,
+        "before is exclusive"
+    );
+    assert_eq!(s.prune_incidents(cut).await.unwrap(), 1);
+    assert_kind(
+        s.get_incident(target.id).await,
+        ErrorKind::NotFound,
+        "incident.not_found",
+    );
+    assert_eq!(s.get_incident(other.id).await.unwrap().event_count, 2);
+    // Deleting an incident's division removes it.
+    s.delete_events(&EventSelection {
+        ids: None,
+        query: EventQuery {
+            divisions: Some(vec![d2]),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    s.delete_sensor(s2).await.unwrap();
+    s.delete_division(d2).await.unwrap();
+    assert_kind(
+        s.get_incident(other.id).await,
+        ErrorKind::NotFound,
+        "incident.not_found",
+    );
+}
+
+fn cnt<K>(key: K, count: u64) -> Count<K> {
+    Count { key, count }
+}
+
+pub async fn event_stats_exact(s: S) {
+    use chrono::TimeZone;
+    let d = division(&s, "d").await;
+    let other = division(&s, "other").await;
+    let s1 = sensor(&s, d, "s1").await;
+    let s2 = sensor(&s, d, "s2").await;
+    let at = |mo: u32, day: u32, h: u32, mi: u32| {
+        to_micros(
+            chrono::Utc
+                .with_ymd_and_hms(2026, mo, day, h, mi, 0)
+                .unwrap(),
+        )
+    };
+    let mk = |sn: SensorId,
+              ts: i64,
+              src: &str,
+              port: Option<u16>,
+              class: Classification,
+              status: EventStatus| {
+        let mut e = event(sn, ts, src, port.unwrap_or(1));
+        e.data.dest_port = port;
+        e.data.classification = class;
+        (e, d, status)
+    };
+    use Classification as C;
+    use EventStatus as St;
+    let batch = vec![
+        mk(
+            s1,
+            at(1, 31, 22, 10),
+            "10.0.0.1",
+            Some(22),
+            C::ConnectionAttempt,
+            St::New,
+        ),
+        mk(
+            s1,
+            at(1, 31, 22, 50),
+            "10.0.0.1",
+            Some(22),
+            C::PortScan,
+            St::New,
+        ),
+        mk(
+            s2,
+            at(1, 31, 23, 5),
+            "10.0.0.2",
+            Some(80),
+            C::ConnectionAttempt,
+            St::Resolved,
+        ),
+        mk(s2, at(2, 1, 0, 30), "10.0.0.1", None, C::Icmp, St::New),
+        mk(
+            s1,
+            at(3, 15, 12, 0),
+            "::ffff:10.0.0.2",
+            Some(443),
+            C::HoneypotInteraction,
+            St::Ignored,
+        ),
+        mk(
+            s1,
+            at(3, 15, 12, 59),
+            "2001:db8::1",
+            Some(22),
+            C::ConnectionAttempt,
+            St::New,
+        ),
+    ];
+    s.insert_events(&batch).await.unwrap();
+    let ts = |mo, day, h| from_micros(at(mo, day, h, 0));
+    let q = EventQuery {
+        divisions: Some(vec![d]),
+        ..Default::default()
+    };
+    let hour = s.event_stats(&q, StatsBucket::Hour, 2).await.unwrap();
+    let tp = |start, count| TimelinePoint { start, count };
+    assert_eq!(hour.total, 6);
+    assert_eq!(
+        hour.by_status,
+        vec![cnt(St::New, 4), cnt(St::Resolved, 1), cnt(St::Ignored, 1)]
+    );
+    assert_eq!(
+        hour.by_classification,
+        vec![
+            cnt(C::Icmp, 1),
+            cnt(C::ConnectionAttempt, 3),
+            cnt(C::HoneypotInteraction, 1),
+            cnt(C::PortScan, 1)
+        ]
+    );
+    assert_eq!(
+        hour.timeline,
+        vec![
+            tp(ts(1, 31, 22), 2),
+            tp(ts(1, 31, 23), 1),
+            tp(ts(2, 1, 0), 1),
+            tp(ts(3, 15, 12), 2)
+        ]
+    );
+    assert_eq!(
+        hour.top_sources,
+        vec![cnt(ip("10.0.0.1"), 3), cnt(ip("10.0.0.2"), 2)]
+    );
+    assert_eq!(hour.top_ports, vec![cnt(22u16, 3), cnt(80, 1)]);
+    assert_eq!(hour.by_sensor, vec![cnt(s1, 4), cnt(s2, 2)]);
+
+    let day = s.event_stats(&q, StatsBucket::Day, 100).await.unwrap();
+    assert_eq!(
+        day.timeline,
+        vec![tp(ts(1, 31, 0), 3), tp(ts(2, 1, 0), 1), tp(ts(3, 15, 0), 2)]
+    );
+    assert_eq!(
+        day.top_sources,
+        vec![
+            cnt(ip("10.0.0.1"), 3),
+            cnt(ip("10.0.0.2"), 2),
+            cnt(ip("2001:db8::1"), 1)
+        ]
+    );
+    assert_eq!(day.top_ports, vec![cnt(22u16, 3), cnt(80, 1), cnt(443, 1)]);
+    let month = s.event_stats(&q, StatsBucket::Month, 1).await.unwrap();
+    assert_eq!(
+        month.timeline,
+        vec![tp(ts(1, 1, 0), 3), tp(ts(2, 1, 0), 1), tp(ts(3, 1, 0), 2)]
+    );
+    assert_eq!(month.top_sources, vec![cnt(ip("10.0.0.1"), 3)]);
+    assert_eq!(month.by_sensor, vec![cnt(s1, 4)]);
+
+    // Conditions apply to every aggregate.
+    let new_only = s
+        .event_stats(
+            &EventQuery {
+                statuses: vec![St::New],
+                ..q.clone()
+            },
+            StatsBucket::Month,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new_only.total, 4);
+    assert_eq!(new_only.by_status, vec![cnt(St::New, 4)]);
+    assert_eq!(
+        new_only.timeline,
+        vec![tp(ts(1, 1, 0), 2), tp(ts(2, 1, 0), 1), tp(ts(3, 1, 0), 1)]
+    );
+    assert_eq!(new_only.top_ports, vec![cnt(22u16, 3)]);
+    let empty = s
+        .event_stats(
+            &EventQuery {
+                divisions: Some(vec![other]),
+                ..Default::default()
+            },
+            StatsBucket::Day,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty, EventStats::default());
+    for top in [0, MAX_STATS_TOP + 1] {
+        assert_kind(
+            s.event_stats(&q, StatsBucket::Day, top).await,
+            ErrorKind::Invalid,
+            "validation.failed",
+        );
+    }
+}
+
+pub async fn sensor_offline_flag(s: S) {
+    let d = division(&s, "d").await;
+    let id = sensor(&s, d, "s1").await;
+    let other = sensor(&s, d, "s2").await;
+    assert!(!s.get_sensor(id).await.unwrap().offline);
+    assert!(s.set_sensor_offline(id, true).await.unwrap());
+    assert!(
+        !s.set_sensor_offline(id, true).await.unwrap(),
+        "no change the second time"
+    );
+    assert!(s.get_sensor(id).await.unwrap().offline);
+    let listed = s.list_sensors(None).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|x| (x.id, x.offline)).collect::<Vec<_>>(),
+        vec![(id, true), (other, false)]
+    );
+    assert!(s.set_sensor_offline(id, false).await.unwrap());
+    assert!(!s.set_sensor_offline(id, false).await.unwrap());
+    assert!(!s.get_sensor(id).await.unwrap().offline);
+    assert_kind(
+        s.set_sensor_offline(SensorId(31337), true).await,
+        ErrorKind::NotFound,
+        "sensor.not_found",
+    );
 }
