@@ -90,7 +90,7 @@ struct Spec {
 
 fn spec() -> Vec<Spec> {
     use Classification::*;
-    use Protocol::*;
+    use Protocol::{Tcp, Udp};
     use Severity::*;
     let s = |sensor, minutes, src, port, proto, code, class, sev, summary| Spec {
         sensor,
@@ -164,7 +164,7 @@ fn spec() -> Vec<Spec> {
             1510,
             "192.168.1.5",
             None,
-            Icmp,
+            Protocol::Icmp,
             "icmp.echo",
             Classification::Icmp,
             Info,
