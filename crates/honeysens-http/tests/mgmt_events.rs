@@ -880,6 +880,18 @@ async fn bulk_changes_by_ids_and_filter_with_the_settings_rules(b: Backend) {
     )
     .await;
     assert_eq!(status, 422);
+    let many: Vec<i64> = (1..=10_001).collect();
+    let (status, v) = call(
+        &w.admin,
+        Method::POST,
+        "/api/events/bulk",
+        Some(json!({ "ids": many, "update": { "comment": "x" } })),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["fields"][0]["field"].as_str()),
+        (422, Some("ids"))
+    );
     w.srv.stop().await;
 }
 

@@ -37,6 +37,22 @@ use utoipa_axum::routes;
 pub const DEFAULT_EVENT_LIMIT: u32 = 50;
 /// Rows fetched per store round trip while exporting.
 pub const EXPORT_PAGE: u32 = 500;
+/// Most ids one bulk request may name (each becomes a bound SQL parameter; the backends cap
+/// those at 32,766–65,535 per statement).
+pub const MAX_BULK_IDS: usize = 10_000;
+
+/// 422 on `ids` when a bulk request names too many.
+pub fn check_bulk_ids(n: usize) -> Result<(), ApiError> {
+    if n > MAX_BULK_IDS {
+        return Err(Error::invalid(
+            "ids",
+            "too_many",
+            format!("at most {MAX_BULK_IDS} ids per request; select by filter instead"),
+        )
+        .into());
+    }
+    Ok(())
+}
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -385,6 +401,7 @@ pub struct EventSelector {
 impl EventSelector {
     /// The store selection within the caller's scope; `None` when nothing can match.
     fn selection(&self, p: &Principal) -> Result<Option<EventSelection>, ApiError> {
+        check_bulk_ids(self.ids.as_ref().map_or(0, Vec::len))?;
         let unconditional = self.filter.as_ref().is_none_or(EventFilterParams::is_empty);
         if self.ids.is_none() && unconditional && !self.all {
             return Err(Error::invalid(

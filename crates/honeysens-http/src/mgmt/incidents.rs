@@ -4,7 +4,7 @@
 //! Visibility and roles as for events: everybody reads their divisions' incidents, admins and
 //! managers change them, incidents of other divisions are "not found".
 
-use super::events::{CursorPage, EventPaging, check_comment_rule, parse_time};
+use super::events::{CursorPage, EventPaging, check_bulk_ids, check_comment_rule, parse_time};
 use super::openapi::ErrorResponses;
 use super::page::QueryParams;
 use super::principal::{Principal, require_role};
@@ -208,6 +208,7 @@ pub async fn bulk_update_incidents(
 ) -> Result<Json<IncidentsUpdated>, ApiError> {
     require_role(&p, Role::Manager)?;
     body.update.validate()?;
+    check_bulk_ids(body.ids.len())?;
     if body.ids.is_empty() {
         return Err(Error::invalid("ids", "required", "name at least one incident").into());
     }
