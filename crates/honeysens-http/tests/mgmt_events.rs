@@ -1287,6 +1287,28 @@ async fn filters_crud_scope_and_validation(b: Backend) {
         .await
         .unwrap();
     assert_eq!((updated.spec.name.as_str(), updated.hits), ("renamed", 7));
+    let (status, _) = call(
+        &w.observer,
+        Method::POST,
+        &format!("/api/filters/{}/reset", f.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &w.manager,
+        Method::POST,
+        &format!("/api/filters/{}/reset", theirs.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    w.srv.store.add_filter_hits(theirs.id, 3).await.unwrap();
+    assert_eq!(w.manager.reset_filter(f.id).await.unwrap().hits, 0);
+    assert_eq!(w.srv.store.get_filter(f.id).await.unwrap().hits, 0);
+    assert_eq!(w.srv.store.get_filter(theirs.id).await.unwrap().hits, 3);
+    // Resetting a filter at zero is no error (MySQL reports no changed row).
+    assert_eq!(w.manager.reset_filter(f.id).await.unwrap().hits, 0);
     let all = w.admin.list_filters(&Default::default()).await.unwrap();
     assert_eq!(all.items.len(), 2);
 

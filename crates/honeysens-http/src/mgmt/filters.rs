@@ -2,7 +2,8 @@
 //!
 //! Everybody reads the filters of their divisions (with hit counts); admins and managers of
 //! the division write. The setting `require_filter_description` makes a description
-//! mandatory. Filters of other divisions answer 404.
+//! mandatory. `POST /api/filters/{id}/reset` sets the hit counter back to zero. Filters of
+//! other divisions answer 404.
 
 use super::openapi::ErrorResponses;
 use super::page::{DivisionPageQuery, Paged, QueryParams};
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_filters, create_filter))
         .routes(routes!(get_filter, update_filter, delete_filter))
+        .routes(routes!(reset_filter))
 }
 
 /// `GET /api/filters` query.
@@ -153,4 +155,26 @@ pub async fn delete_filter(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/filters/{id}/reset` (admin; manager of its division): hits back to zero.
+#[utoipa::path(post, path = "/api/filters/{id}/reset", tag = "filters", params(("id" = i64, Path, description = "filter id")), responses((status = 200, description = "The filter with zero hits", body = EventFilter), ErrorResponses))]
+pub async fn reset_filter(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(raw): Path<String>,
+) -> Result<Json<EventFilter>, ApiError> {
+    require_role(&p, Role::Manager)?;
+    let id = FilterId(parse_id(&raw, "filter")?);
+    let before = visible_filter(&st, &p, id).await?;
+    st.store.reset_filter_hits(id).await?;
+    audit(
+        &st,
+        &p,
+        "filter.reset",
+        format!("filter:{id}"),
+        serde_json::json!({ "division_id": before.spec.division_id, "hits_before": before.hits }),
+    )
+    .await?;
+    Ok(Json(st.store.get_filter(id).await?))
 }

@@ -180,4 +180,14 @@ impl ManagementClient {
     pub async fn delete_filter(&self, id: FilterId) -> Result<(), ClientError> {
         self.delete(&format!("/api/filters/{id}")).await
     }
+
+    /// `POST /api/filters/{id}/reset`: hits back to zero.
+    pub async fn reset_filter(&self, id: FilterId) -> Result<EventFilter, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/filters/{id}/reset"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
 }

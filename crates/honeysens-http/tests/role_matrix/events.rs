@@ -220,6 +220,20 @@ pub async fn cases(w: &World, i: usize, via: &str) -> Vec<Case> {
             [200, 404, 403],
         ),
         case(
+            Method::POST,
+            "/api/filters/{id}/reset",
+            format!("/api/filters/{my_f}/reset"),
+            None,
+            [200, 200, 403],
+        ),
+        case(
+            Method::POST,
+            "/api/filters/{id}/reset",
+            format!("/api/filters/{their_f}/reset"),
+            None,
+            [200, 404, 403],
+        ),
+        case(
             Method::DELETE,
             "/api/filters/{id}",
             format!("/api/filters/{their_f}"),
