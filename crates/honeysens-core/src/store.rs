@@ -183,6 +183,8 @@ pub trait EventStore: Send + Sync {
     async fn delete_filter(&self, id: FilterId) -> Result<()>;
     /// Adds to a filter's hit counter atomically.
     async fn add_filter_hits(&self, id: FilterId, hits: u64) -> Result<()>;
+    /// Sets a filter's hit counter back to zero; `NotFound` if the filter does not exist.
+    async fn reset_filter_hits(&self, id: FilterId) -> Result<()>;
 }
 
 /// Incidents: events of one source grouped across sensors (created by

@@ -1858,6 +1858,17 @@ macro_rules! impl_store {
                         .map_err(read_err("filter"))?;
                     one_row(done.rows_affected(), "filter")
                 }
+
+                async fn reset_filter_hits(&self, id: FilterId) -> Result<()> {
+                    // Existence first: MySQL reports 0 affected rows when hits already were 0.
+                    self.get_filter(id).await?;
+                    sqlx::query(Self::sql("UPDATE event_filters SET hits = 0 WHERE id = ?"))
+                        .bind(id.0)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err("filter"))?;
+                    Ok(())
+                }
             }
 
             #[async_trait]

@@ -6,6 +6,9 @@
 pub mod access;
 pub mod contacts;
 pub mod directory;
+pub mod events;
+pub mod filters;
+pub mod incidents;
 pub mod notifications;
 pub mod openapi;
 pub mod packages;
@@ -42,6 +45,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(packages::router())
         .merge(settings::router())
+        .merge(events::router())
+        .merge(incidents::router())
+        .merge(filters::router())
         .merge(notifications::router())
 }
 

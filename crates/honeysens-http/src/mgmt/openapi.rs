@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 #[openapi(
     info(
         title = "HoneySens management API",
-        description = "Manage divisions, users, contacts, sensors, platforms, services and settings. \
+        description = "Manage divisions, users, contacts, sensors, platforms, services, settings, events, incidents and event filters. \
             Authenticate with a session cookie from `POST /api/auth/login` (unsafe requests \
             also send `X-CSRF-Token`) or with `Authorization: Bearer <API token>`. Errors are \
             `{\"error\": {\"code\", \"message\", \"fields\"?}}` with stable codes."
@@ -32,6 +32,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         (name = "settings", description = "Global settings (admins)"),
         (name = "notifications", description = "Test sends of mail, webhooks and syslog"),
         (name = "audit", description = "Audit log (admins)"),
+        (name = "events", description = "Events: listing, bulk changes, statistics, export"),
+        (name = "incidents", description = "Events of one source grouped across sensors"),
+        (name = "filters", description = "Event filters per division"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,7 @@
 
 mod contacts;
 mod directory;
+mod events;
 mod platforms;
 mod sensors;
 mod services;
@@ -144,6 +145,21 @@ impl ManagementClient {
         path_and_query: &str,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<RawResponse, ClientError> {
+        let mut req = self.request(method, path_and_query);
+        if let Some((bytes, content_type)) = body {
+            req = req.header(CONTENT_TYPE, content_type).body(bytes);
+        }
+        let res = req.send().await?;
+        Ok(RawResponse {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.bytes().await?,
+        })
+    }
+
+    /// A request builder carrying the client's credentials (and the CSRF header on unsafe
+    /// methods of a session).
+    pub(crate) fn request(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
         let unsafe_method = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
         let mut req = self
             .http
@@ -158,15 +174,7 @@ impl ManagementClient {
                 }
             }
         }
-        if let Some((bytes, content_type)) = body {
-            req = req.header(CONTENT_TYPE, content_type).body(bytes);
-        }
-        let res = req.send().await?;
-        Ok(RawResponse {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.bytes().await?,
-        })
+        req
     }
 
     /// Sends a request and decodes a 2xx JSON answer; other answers become

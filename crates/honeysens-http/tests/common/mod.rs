@@ -22,6 +22,39 @@ pub struct TestServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     db: std::path::PathBuf,
+    /// A server database to drop at the end: backend, admin URL, database name.
+    drop_db: Option<(Backend, String, String)>,
+}
+
+/// Database backends the tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+async fn admin_sql(kind: Backend, admin: &str, sql: &str) {
+    use sqlx::Connection;
+    match kind {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.ok();
+        }
+        Backend::MySql => {
+            let mut c = sqlx::MySqlConnection::connect(admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.ok();
+        }
+        Backend::Sqlite => {}
+    }
 }
 
 impl TestServer {
@@ -52,6 +85,52 @@ impl TestServer {
             honeysens_store::open(&format!("sqlite://{}", db.display()), &Default::default())
                 .await
                 .unwrap();
+        Self::start_on(store, db, None, trusted_proxies, ip).await
+    }
+
+    /// A server on a fresh database of `backend`; `None` (with a note) when that backend's
+    /// URL is not set, which under `CI=true` fails instead.
+    pub async fn start_backend(backend: Backend) -> Option<TestServer> {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (kind, var) = match backend {
+            Backend::Sqlite => return Some(Self::start_at(&[], ip).await),
+            Backend::Postgres => (backend, "HONEYSENS_TEST_POSTGRES_URL"),
+            Backend::MySql => (backend, "HONEYSENS_TEST_MYSQL_URL"),
+        };
+        let admin = match std::env::var(var) {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("{var} is not set: under CI=true every backend must be tested")
+            }
+            _ => {
+                eprintln!("skipping: {var} is not set");
+                return None;
+            }
+        };
+        let name = format!("hs_http_{}", uuid::Uuid::new_v4().simple());
+        let create = match kind {
+            Backend::MySql => {
+                format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            }
+            _ => format!("CREATE DATABASE {name}"),
+        };
+        admin_sql(kind, &admin, &create).await;
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        let store = honeysens_store::open(url.as_str(), &Default::default())
+            .await
+            .unwrap();
+        let scratch = std::env::temp_dir().join(format!("{name}.db"));
+        Some(Self::start_on(store, scratch, Some((kind, admin, name)), &[], ip).await)
+    }
+
+    async fn start_on(
+        store: Arc<dyn Store>,
+        db: std::path::PathBuf,
+        drop_db: Option<(Backend, String, String)>,
+        trusted_proxies: &[&str],
+        ip: IpAddr,
+    ) -> TestServer {
         let ca = Arc::new(
             CertificateAuthority::load_or_create(store.as_ref(), "Test CA")
                 .await
@@ -99,6 +178,7 @@ impl TestServer {
             stop: Some(tx),
             task: Some(task),
             db,
+            drop_db,
         }
     }
 
@@ -180,6 +260,13 @@ impl TestServer {
         let _ = std::fs::remove_dir_all(self.db.with_extension("blobs"));
         for s in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{s}", self.db.display()));
+        }
+        if let Some((kind, admin, name)) = self.drop_db.take() {
+            let sql = match kind {
+                Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            admin_sql(kind, &admin, &sql).await;
         }
     }
 }

@@ -9,6 +9,7 @@ mod common;
 
 mod contacts;
 mod directory;
+mod events;
 mod platforms;
 mod sensors;
 mod services;
@@ -111,6 +112,7 @@ async fn role_matrix() {
             cases.extend(platforms::cases(&w, i, via).await);
             cases.extend(services::cases(&w, i, via).await);
             cases.extend(settings::cases(&w, i, via).await);
+            cases.extend(events::cases(&w, i, via).await);
             for c in cases {
                 let body = match c.body {
                     Body::None => None,
