@@ -85,7 +85,7 @@ impl TestServer {
             honeysens_store::open(&format!("sqlite://{}", db.display()), &Default::default())
                 .await
                 .unwrap();
-        Self::start_on(store, db, None, trusted_proxies, ip).await
+        Self::start_on(store, db, None, trusted_proxies, ip, adjust).await
     }
 
     /// A server on a fresh database of `backend`; `None` (with a note) when that backend's
@@ -121,7 +121,7 @@ impl TestServer {
             .await
             .unwrap();
         let scratch = std::env::temp_dir().join(format!("{name}.db"));
-        Some(Self::start_on(store, scratch, Some((kind, admin, name)), &[], ip).await)
+        Some(Self::start_on(store, scratch, Some((kind, admin, name)), &[], ip, |_| {}).await)
     }
 
     async fn start_on(
@@ -130,6 +130,7 @@ impl TestServer {
         drop_db: Option<(Backend, String, String)>,
         trusted_proxies: &[&str],
         ip: IpAddr,
+        adjust: impl FnOnce(&mut ServerOptions),
     ) -> TestServer {
         let ca = Arc::new(
             CertificateAuthority::load_or_create(store.as_ref(), "Test CA")
