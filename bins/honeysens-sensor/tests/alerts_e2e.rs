@@ -7,7 +7,8 @@
 //! address. The time from starting the attacker's connection to the webhook's arrival is
 //! printed; `HONEYSENS_E2E_ROUNDS=N` repeats the attack from N distinct source addresses (new
 //! incidents, so each alerts at once) and prints median and p99 — the latency benchmark of
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. Finally the sensor goes silent and the timeout notice arrives by mail
+//! and webhook.
 //!
 //! Needs `sshpass`, `ssh`, the notify venv and rsyslogd (`scripts/notify-deps.sh`): skipped with
 //! a message when missing, a failure when `CI=true`.
@@ -296,16 +297,45 @@ async fn attack_raises_mail_webhook_and_syslog() {
     assert!(mail["body"].as_str().unwrap().contains("ssh.login.failed"));
 
     // The SIEM line: rsyslog parsed the RFC 5424 header and the CEF extension.
-    let lines = syslog.events(rounds);
-    let line = lines
+    let siem = syslog.events(rounds);
+    let line = siem
         .iter()
         .find(|l| l["msgid"] == "ssh.login.failed")
-        .unwrap_or_else(|| panic!("no ssh.login.failed line: {lines:?}"));
+        .unwrap_or_else(|| panic!("no ssh.login.failed line: {siem:?}"));
     assert_eq!(line["app"], "honeysens");
     let cef = &receivers::parsed(line)["cef"]["cef"];
     assert_eq!(cef["SignatureID"], "ssh.login.failed", "{line}");
     assert_eq!(receivers::ext(&cef["Extensions"], "src"), first, "{line}");
 
+    // The sensor goes silent. Rather than wait out interval plus threshold, the heartbeat
+    // check looks ten minutes ahead.
     let _ = agent.kill();
     let _ = agent.wait();
+    let state = srv.state.clone().unwrap();
+    let later = honeysens_core::time::now() + chrono::Duration::minutes(10);
+    assert_eq!(
+        honeysens_http::pipeline::heartbeat::check_sensors_at(&state, later)
+            .await
+            .unwrap(),
+        1
+    );
+    wait_until("the timeout webhook", Duration::from_secs(30), || async {
+        lines(&hooks).iter().any(|h| {
+            h["event"] == "sensor"
+                && h["verdict"] == "valid"
+                && h["body"]["notice"] == "timeout"
+                && h["body"]["sensor_name"] == "e2e"
+        })
+    })
+    .await;
+    wait_until("the timeout mail", Duration::from_secs(30), || async {
+        std::fs::read_dir(&mail_dir).unwrap().any(|e| {
+            let m: Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            m["subject"].as_str().unwrap().contains("e2e")
+                && m["subject"].as_str().unwrap().contains("not reporting")
+        })
+    })
+    .await;
+    assert!(srv.store.get_sensor(id).await.unwrap().offline);
 }

@@ -109,8 +109,12 @@ pub fn deadline(sensor: &Sensor, settings: &Settings) -> Option<Timestamp> {
 
 /// One pass over all sensors; returns how many changed state.
 pub async fn check_sensors(st: &AppState) -> honeysens_core::Result<usize> {
+    check_sensors_at(st, now()).await
+}
+
+/// [`check_sensors`] as if it were `at` (tests look into the future instead of waiting).
+pub async fn check_sensors_at(st: &AppState, at: Timestamp) -> honeysens_core::Result<usize> {
     let settings = settings(st).await?;
-    let at = now();
     let mut changed = 0;
     for sensor in st.store.list_sensors(None).await? {
         // A sensor that never polled was never up; it cannot time out.
