@@ -339,3 +339,137 @@ async fn attack_raises_mail_webhook_and_syslog() {
     .await;
     assert!(srv.store.get_sensor(id).await.unwrap().offline);
 }
+
+/// The console's test sends reach the same real receivers; a refusing receiver is a clear
+/// `notification.failed`, and a template that does not compile is refused when saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_sends_reach_real_receivers() {
+    use honeysens_http::client::ClientError;
+    use honeysens_http::mgmt::notifications::TestTarget;
+    let (Some(python), Some(rsyslogd)) = (receivers::venv_python(), receivers::rsyslogd()) else {
+        return;
+    };
+    let dir = receivers::temp_dir("test-sends");
+    let mail_dir = dir.join("mail");
+    std::fs::create_dir_all(&mail_dir).unwrap();
+    let mut smtp = Command::new(&python);
+    smtp.arg(receivers::receiver("smtp_receiver.py"))
+        .args(["--mode", "plain", "--out"])
+        .arg(&mail_dir);
+    let (_smtp, smtp_port) = spawn_ready(smtp);
+    let hooks = dir.join("webhooks.jsonl");
+    let mut hook = Command::new(&python);
+    hook.arg(receivers::receiver("webhook_receiver.py"))
+        .args(["--secret", SECRET, "--out"])
+        .arg(&hooks);
+    let (_hook, hook_port) = spawn_ready(hook);
+    let syslog = Rsyslog::start(&rsyslogd, SyslogTransport::Udp, &receivers::test_pki());
+
+    let srv = Srv::new("test-sends").await;
+    let (admin, division) = srv.admin().await;
+    let mut settings = admin.get_settings().await.unwrap().settings;
+    settings.smtp.enabled = true;
+    settings.smtp.host = "127.0.0.1".into();
+    settings.smtp.port = smtp_port;
+    settings.smtp.security = SmtpSecurity::None;
+    settings.syslog.enabled = true;
+    settings.syslog.host = "127.0.0.1".into();
+    settings.syslog.port = syslog.port;
+    settings.syslog.transport = SyslogTransport::Udp;
+    settings.syslog.format = SyslogFormat::Json;
+    // A template that does not compile is refused, naming the field.
+    let mut broken = settings.clone();
+    broken.templates.alert_subject = Some("{{ incident.source_ip ".into());
+    match admin.put_settings(&broken).await {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!((status, code.as_str()), (422, "validation.failed"))
+        }
+        other => panic!("broken template accepted: {other:?}"),
+    }
+    admin.put_settings(&settings).await.unwrap();
+
+    let contact = |target| ContactSpec {
+        division_id: division,
+        target,
+        notify: NotifyOn::default(),
+    };
+    let webhook = admin
+        .create_contact(&contact(ContactTarget::Webhook {
+            url: format!("http://127.0.0.1:{hook_port}/hook"),
+            secret: Some(SECRET.into()),
+        }))
+        .await
+        .unwrap();
+    // The secret is write-only.
+    assert_eq!(
+        webhook.spec.target,
+        ContactTarget::Webhook {
+            url: format!("http://127.0.0.1:{hook_port}/hook"),
+            secret: None
+        }
+    );
+    admin
+        .test_notification(&TestTarget::Contact {
+            contact_id: webhook.id,
+        })
+        .await
+        .unwrap();
+    let h = lines(&hooks).pop().expect("test webhook");
+    assert_eq!(
+        (h["event"].as_str(), h["verdict"].as_str()),
+        (Some("test"), Some("valid"))
+    );
+    assert_eq!(h["body"]["requested_by"], "admin");
+
+    admin
+        .test_notification(&TestTarget::Email {
+            address: "admin@example.org".into(),
+        })
+        .await
+        .unwrap();
+    let mail: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::fs::read_dir(&mail_dir)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mail["rcpt_tos"], serde_json::json!(["admin@example.org"]));
+
+    admin.test_notification(&TestTarget::Syslog).await.unwrap();
+    let line = syslog.events(1).pop().unwrap();
+    assert_eq!(line["msgid"], "notify.test");
+    let msg: Value = serde_json::from_str(line["msg"].as_str().unwrap()).unwrap();
+    assert_eq!(msg["type_code"], "notify.test");
+
+    // A receiver that refuses: 502 with a stable code, nothing about secrets.
+    let refusing = admin
+        .create_contact(&contact(ContactTarget::Webhook {
+            url: format!("http://127.0.0.1:{hook_port}/status/500"),
+            secret: Some(SECRET.into()),
+        }))
+        .await
+        .unwrap();
+    match admin
+        .test_notification(&TestTarget::Contact {
+            contact_id: refusing.id,
+        })
+        .await
+    {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+            ..
+        }) => {
+            assert_eq!((status, code.as_str()), (502, "notification.failed"));
+            assert!(!message.contains(SECRET), "{message}");
+        }
+        other => panic!("refusal not reported: {other:?}"),
+    }
+}

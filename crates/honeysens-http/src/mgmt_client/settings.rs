@@ -16,4 +16,14 @@ impl ManagementClient {
     pub async fn put_settings(&self, settings: &Settings) -> Result<SettingsView, ClientError> {
         self.json(Method::PUT, "/api/settings", settings).await
     }
+
+    /// `POST /api/notifications/test`: sends a test message now; `Err` with code
+    /// `notification.failed` when the receiver refused or was unreachable.
+    pub async fn test_notification(
+        &self,
+        target: &crate::mgmt::notifications::TestTarget,
+    ) -> Result<crate::mgmt::notifications::TestResult, ClientError> {
+        self.json(Method::POST, "/api/notifications/test", target)
+            .await
+    }
 }

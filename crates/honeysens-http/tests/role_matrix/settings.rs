@@ -1,4 +1,4 @@
-//! Matrix cases of the settings endpoints.
+//! Matrix cases of the settings and notification test endpoints.
 
 use crate::{Case, World, case};
 use reqwest::Method;
@@ -31,6 +31,15 @@ pub async fn cases(_w: &World, _i: usize, _via: &str) -> Vec<Case> {
             "/api/settings",
             Some(body),
             [200, 403, 403],
+        ),
+        // Syslog test sends are for admins; with the output off the admin learns that
+        // (400) instead of a connection attempt.
+        case(
+            Method::POST,
+            "/api/notifications/test",
+            "/api/notifications/test",
+            Some(json!({ "target": "syslog" })),
+            [400, 403, 403],
         ),
     ]
 }
