@@ -2,7 +2,8 @@
 # The whole test suite: installs the tools the tests drive (scripts/test-deps.sh), starts
 # PostgreSQL and MariaDB if needed (installing them on a fresh Debian machine), then
 # formatting, lints and every test of the workspace against all three database backends,
-# schemathesis against the running server's OpenAPI document, and a short fuzzing run of every parser that faces sensors and uploads.
+# schemathesis against the running server's OpenAPI document, and a short fuzzing run of
+# every parser that faces sensors and uploads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
