@@ -626,37 +626,8 @@ async fn process_runtime_runs_a_built_in_honeypot_without_docker() {
     let srv = Srv::new("process").await;
     let (admin, division) = srv.admin().await;
     let (id, bundle) = srv.enrol(&admin, division, "pr").await;
-    // A built-in ssh service (repository ending in /ssh) on a free sensor port; the process
-    // runtime needs no image, so the revision's digest is never fetched.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let service = srv
-        .store
-        .create_service(&honeysens_core::model::ServiceSpec {
-            name: "ssh".into(),
-            repository: "honeysens/ssh".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
-    let host_arch = honeysens_sensor::runtime::host_architecture().unwrap();
-    srv.store
-        .add_service_revision(&honeysens_core::model::ServiceRevisionSpec {
-            service_id: service.id,
-            revision: "1.0.0".into(),
-            architecture: host_arch,
-            description: String::new(),
-            port_assignment: [("22/tcp".to_owned(), port)].into(),
-            catch_all: false,
-            raw_network_access: false,
-            image_digest: format!("sha256:{}", "ab".repeat(32)),
-        })
-        .await
-        .unwrap();
-    admin.assign_service(id, service.id, None).await.unwrap();
+    // The built-in ssh honeypot as a service of the process runtime.
+    let port = srv.builtin_service(&admin, id, "ssh", "22/tcp").await;
     let state = srv.dir.join("state-pr");
     let child = Command::new(BIN)
         .args(["run", "--config"])

@@ -93,6 +93,79 @@ fn attack(source: &str, port: u16) {
     assert!(err.contains("Permission denied"), "{err}");
 }
 
+/// aiosmtpd (plain SMTP), the signature-checking webhook receiver and rsyslogd.
+struct Receivers {
+    _smtp: receivers::Proc,
+    smtp_port: u16,
+    mail_dir: std::path::PathBuf,
+    _hook: receivers::Proc,
+    hook_port: u16,
+    hooks: std::path::PathBuf,
+    syslog: Rsyslog,
+    syslog_transport: SyslogTransport,
+}
+
+impl Receivers {
+    /// `None` when the venv or rsyslogd is missing (a failure under `CI=true`).
+    fn start(tag: &str, syslog: SyslogTransport) -> Option<Receivers> {
+        let (Some(python), Some(rsyslogd)) = (receivers::venv_python(), receivers::rsyslogd())
+        else {
+            return None;
+        };
+        let dir = receivers::temp_dir(tag);
+        let mail_dir = dir.join("mail");
+        std::fs::create_dir_all(&mail_dir).unwrap();
+        let mut smtp = Command::new(&python);
+        smtp.arg(receivers::receiver("smtp_receiver.py"))
+            .args(["--mode", "plain", "--out"])
+            .arg(&mail_dir);
+        let (_smtp, smtp_port) = spawn_ready(smtp);
+        let hooks = dir.join("webhooks.jsonl");
+        let mut hook = Command::new(&python);
+        hook.arg(receivers::receiver("webhook_receiver.py"))
+            .args(["--secret", SECRET, "--out"])
+            .arg(&hooks);
+        let (_hook, hook_port) = spawn_ready(hook);
+        let syslog_transport = syslog;
+        let syslog = Rsyslog::start(&rsyslogd, syslog, &receivers::test_pki());
+        Some(Receivers {
+            _smtp,
+            smtp_port,
+            mail_dir,
+            _hook,
+            hook_port,
+            hooks,
+            syslog,
+            syslog_transport,
+        })
+    }
+
+    /// Settings that send mail and syslog here.
+    fn settings(&self, mut settings: Settings, format: SyslogFormat) -> Settings {
+        settings.smtp.enabled = true;
+        settings.smtp.host = "127.0.0.1".into();
+        settings.smtp.port = self.smtp_port;
+        settings.smtp.security = SmtpSecurity::None;
+        settings.smtp.from = "honeysens@example.org".into();
+        settings.syslog.enabled = true;
+        settings.syslog.host = "127.0.0.1".into();
+        settings.syslog.port = self.syslog.port;
+        settings.syslog.transport = self.syslog_transport;
+        settings.syslog.format = format;
+        settings
+    }
+
+    /// Received mails.
+    fn mails(&self) -> Vec<Value> {
+        std::fs::read_dir(&self.mail_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
 fn lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -111,7 +184,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
     if !tools_present() {
         return;
     }
-    let (Some(python), Some(rsyslogd)) = (receivers::venv_python(), receivers::rsyslogd()) else {
+    let Some(rx) = Receivers::start("alerts-e2e", SyslogTransport::Tcp) else {
         return;
     };
     let rounds: usize = std::env::var("HONEYSENS_E2E_ROUNDS")
@@ -120,38 +193,10 @@ async fn attack_raises_mail_webhook_and_syslog() {
         .unwrap_or(1)
         .clamp(1, 200);
 
-    // The receivers.
-    let dir = receivers::temp_dir("alerts-e2e");
-    let mail_dir = dir.join("mail");
-    std::fs::create_dir_all(&mail_dir).unwrap();
-    let mut smtp = Command::new(&python);
-    smtp.arg(receivers::receiver("smtp_receiver.py"))
-        .args(["--mode", "plain", "--out"])
-        .arg(&mail_dir);
-    let (_smtp, smtp_port) = spawn_ready(smtp);
-    let hooks = dir.join("webhooks.jsonl");
-    let mut hook = Command::new(&python);
-    hook.arg(receivers::receiver("webhook_receiver.py"))
-        .args(["--secret", SECRET, "--out"])
-        .arg(&hooks);
-    let (_hook, hook_port) = spawn_ready(hook);
-    let pki = receivers::test_pki();
-    let syslog = Rsyslog::start(&rsyslogd, SyslogTransport::Tcp, &pki);
-
     // The server, configured through the store as an admin would through the API.
     let srv = Srv::new("alerts").await;
     let (admin, division) = srv.admin().await;
-    let mut settings = Settings::default();
-    settings.smtp.enabled = true;
-    settings.smtp.host = "127.0.0.1".into();
-    settings.smtp.port = smtp_port;
-    settings.smtp.security = SmtpSecurity::None;
-    settings.smtp.from = "honeysens@example.org".into();
-    settings.syslog.enabled = true;
-    settings.syslog.host = "127.0.0.1".into();
-    settings.syslog.port = syslog.port;
-    settings.syslog.transport = SyslogTransport::Tcp;
-    settings.syslog.format = SyslogFormat::Cef;
+    let settings = rx.settings(Settings::default(), SyslogFormat::Cef);
     srv.store.put_settings(&settings).await.unwrap();
     let notify = NotifyOn {
         critical_events: true,
@@ -164,7 +209,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
             address: "soc@example.org".into(),
         },
         ContactTarget::Webhook {
-            url: format!("http://127.0.0.1:{hook_port}/hook"),
+            url: format!("http://127.0.0.1:{}/hook", rx.hook_port),
             secret: Some(SECRET.into()),
         },
     ] {
@@ -180,34 +225,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
 
     // A sensor running the built-in ssh honeypot.
     let (id, bundle) = srv.enrol(&admin, division, "e2e").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let service = srv
-        .store
-        .create_service(&honeysens_core::model::ServiceSpec {
-            name: "ssh".into(),
-            repository: "honeysens/ssh".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap();
-    srv.store
-        .add_service_revision(&honeysens_core::model::ServiceRevisionSpec {
-            service_id: service.id,
-            revision: "1.0.0".into(),
-            architecture: honeysens_sensor::runtime::host_architecture().unwrap(),
-            description: String::new(),
-            port_assignment: [("22/tcp".to_owned(), port)].into(),
-            catch_all: false,
-            raw_network_access: false,
-            image_digest: format!("sha256:{}", "ab".repeat(32)),
-        })
-        .await
-        .unwrap();
-    admin.assign_service(id, service.id, None).await.unwrap();
+    let port = srv.builtin_service(&admin, id, "ssh", "22/tcp").await;
     let mut agent = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&bundle)
@@ -241,7 +259,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
         attack(&source, port);
         let deadline = Instant::now() + Duration::from_secs(30);
         let hook = loop {
-            let found = lines(&hooks).into_iter().find(|h| {
+            let found = lines(&rx.hooks).into_iter().find(|h| {
                 h["event"] == "alert" && h["body"]["incident"]["source_ip"] == source.as_str()
             });
             if let Some(h) = found {
@@ -281,13 +299,10 @@ async fn attack_raises_mail_webhook_and_syslog() {
     // The mail: one per incident, to the contact, naming the attacker.
     let first = "127.0.0.10";
     wait_until("the alert mail", Duration::from_secs(30), || async {
-        std::fs::read_dir(&mail_dir).unwrap().count() >= rounds
+        rx.mails().len() >= rounds
     })
     .await;
-    let mails: Vec<Value> = std::fs::read_dir(&mail_dir)
-        .unwrap()
-        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
-        .collect();
+    let mails = rx.mails();
     let mail = mails
         .iter()
         .find(|m| m["subject"].as_str().unwrap().contains(first))
@@ -297,7 +312,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
     assert!(mail["body"].as_str().unwrap().contains("ssh.login.failed"));
 
     // The SIEM line: rsyslog parsed the RFC 5424 header and the CEF extension.
-    let siem = syslog.events(rounds);
+    let siem = rx.syslog.events(rounds);
     let line = siem
         .iter()
         .find(|l| l["msgid"] == "ssh.login.failed")
@@ -320,7 +335,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
         1
     );
     wait_until("the timeout webhook", Duration::from_secs(30), || async {
-        lines(&hooks).iter().any(|h| {
+        lines(&rx.hooks).iter().any(|h| {
             h["event"] == "sensor"
                 && h["verdict"] == "valid"
                 && h["body"]["notice"] == "timeout"
@@ -329,9 +344,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
     })
     .await;
     wait_until("the timeout mail", Duration::from_secs(30), || async {
-        std::fs::read_dir(&mail_dir).unwrap().any(|e| {
-            let m: Value =
-                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        rx.mails().iter().any(|m| {
             m["subject"].as_str().unwrap().contains("e2e")
                 && m["subject"].as_str().unwrap().contains("not reporting")
         })
@@ -346,37 +359,15 @@ async fn attack_raises_mail_webhook_and_syslog() {
 async fn test_sends_reach_real_receivers() {
     use honeysens_http::client::ClientError;
     use honeysens_http::mgmt::notifications::TestTarget;
-    let (Some(python), Some(rsyslogd)) = (receivers::venv_python(), receivers::rsyslogd()) else {
+    let Some(rx) = Receivers::start("test-sends", SyslogTransport::Udp) else {
         return;
     };
-    let dir = receivers::temp_dir("test-sends");
-    let mail_dir = dir.join("mail");
-    std::fs::create_dir_all(&mail_dir).unwrap();
-    let mut smtp = Command::new(&python);
-    smtp.arg(receivers::receiver("smtp_receiver.py"))
-        .args(["--mode", "plain", "--out"])
-        .arg(&mail_dir);
-    let (_smtp, smtp_port) = spawn_ready(smtp);
-    let hooks = dir.join("webhooks.jsonl");
-    let mut hook = Command::new(&python);
-    hook.arg(receivers::receiver("webhook_receiver.py"))
-        .args(["--secret", SECRET, "--out"])
-        .arg(&hooks);
-    let (_hook, hook_port) = spawn_ready(hook);
-    let syslog = Rsyslog::start(&rsyslogd, SyslogTransport::Udp, &receivers::test_pki());
-
     let srv = Srv::new("test-sends").await;
     let (admin, division) = srv.admin().await;
-    let mut settings = admin.get_settings().await.unwrap().settings;
-    settings.smtp.enabled = true;
-    settings.smtp.host = "127.0.0.1".into();
-    settings.smtp.port = smtp_port;
-    settings.smtp.security = SmtpSecurity::None;
-    settings.syslog.enabled = true;
-    settings.syslog.host = "127.0.0.1".into();
-    settings.syslog.port = syslog.port;
-    settings.syslog.transport = SyslogTransport::Udp;
-    settings.syslog.format = SyslogFormat::Json;
+    let settings = rx.settings(
+        admin.get_settings().await.unwrap().settings,
+        SyslogFormat::Json,
+    );
     // A template that does not compile is refused, naming the field.
     let mut broken = settings.clone();
     broken.templates.alert_subject = Some("{{ incident.source_ip ".into());
@@ -395,7 +386,7 @@ async fn test_sends_reach_real_receivers() {
     };
     let webhook = admin
         .create_contact(&contact(ContactTarget::Webhook {
-            url: format!("http://127.0.0.1:{hook_port}/hook"),
+            url: format!("http://127.0.0.1:{}/hook", rx.hook_port),
             secret: Some(SECRET.into()),
         }))
         .await
@@ -404,7 +395,7 @@ async fn test_sends_reach_real_receivers() {
     assert_eq!(
         webhook.spec.target,
         ContactTarget::Webhook {
-            url: format!("http://127.0.0.1:{hook_port}/hook"),
+            url: format!("http://127.0.0.1:{}/hook", rx.hook_port),
             secret: None
         }
     );
@@ -414,7 +405,7 @@ async fn test_sends_reach_real_receivers() {
         })
         .await
         .unwrap();
-    let h = lines(&hooks).pop().expect("test webhook");
+    let h = lines(&rx.hooks).pop().expect("test webhook");
     assert_eq!(
         (h["event"].as_str(), h["verdict"].as_str()),
         (Some("test"), Some("valid"))
@@ -427,22 +418,11 @@ async fn test_sends_reach_real_receivers() {
         })
         .await
         .unwrap();
-    let mail: Value = serde_json::from_slice(
-        &std::fs::read(
-            std::fs::read_dir(&mail_dir)
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .path(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let mail = rx.mails().pop().expect("test mail");
     assert_eq!(mail["rcpt_tos"], serde_json::json!(["admin@example.org"]));
 
     admin.test_notification(&TestTarget::Syslog).await.unwrap();
-    let line = syslog.events(1).pop().unwrap();
+    let line = rx.syslog.events(1).pop().unwrap();
     assert_eq!(line["msgid"], "notify.test");
     let msg: Value = serde_json::from_str(line["msg"].as_str().unwrap()).unwrap();
     assert_eq!(msg["type_code"], "notify.test");
@@ -450,7 +430,7 @@ async fn test_sends_reach_real_receivers() {
     // A receiver that refuses: 502 with a stable code, nothing about secrets.
     let refusing = admin
         .create_contact(&contact(ContactTarget::Webhook {
-            url: format!("http://127.0.0.1:{hook_port}/status/500"),
+            url: format!("http://127.0.0.1:{}/status/500", rx.hook_port),
             secret: Some(SECRET.into()),
         }))
         .await

@@ -157,6 +157,50 @@ impl Srv {
         (created.sensor.id, path)
     }
 
+    /// A built-in honeypot service (repository `honeysens/<name>`, run by the process runtime,
+    /// which needs no image, so the digest is never fetched) on a free sensor port, assigned
+    /// to `sensor`. Returns the port.
+    pub async fn builtin_service(
+        &self,
+        admin: &ManagementClient,
+        sensor: SensorId,
+        name: &str,
+        container_port: &str,
+    ) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let service = self
+            .store
+            .create_service(&honeysens_core::model::ServiceSpec {
+                name: name.into(),
+                repository: format!("honeysens/{name}"),
+                description: String::new(),
+            })
+            .await
+            .unwrap();
+        self.store
+            .add_service_revision(&honeysens_core::model::ServiceRevisionSpec {
+                service_id: service.id,
+                revision: "1.0.0".into(),
+                architecture: honeysens_sensor::runtime::host_architecture().unwrap(),
+                description: String::new(),
+                port_assignment: [(container_port.to_owned(), port)].into(),
+                catch_all: false,
+                raw_network_access: false,
+                image_digest: format!("sha256:{}", "ab".repeat(32)),
+            })
+            .await
+            .unwrap();
+        admin
+            .assign_service(sensor, service.id, None)
+            .await
+            .unwrap();
+        port
+    }
+
     pub async fn event_uids(&self, sensor: SensorId) -> Vec<uuid::Uuid> {
         let query = EventQuery {
             sensors: vec![sensor],

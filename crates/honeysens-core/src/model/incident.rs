@@ -1,11 +1,9 @@
 //! Incidents (events of one source grouped across sensors and services), the ingest options
 //! that create them, and event statistics.
 
-use crate::error::{Result, ValidationErrors};
 use crate::ids::{DivisionId, EventId, IncidentId, SensorId};
 use crate::model::event::{Classification, EventStatus, Severity};
 use crate::time::Timestamp;
-use crate::validate;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -136,35 +134,9 @@ pub struct IngestReport {
     pub incidents: Vec<IncidentTouch>,
 }
 
-/// A change to incidents; unset fields stay. Status and archive flag are applied to the
-/// incident's events too.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IncidentUpdate {
-    /// New status.
-    #[serde(default)]
-    pub status: Option<EventStatus>,
-    /// New comment; `Some(None)` clears it.
-    #[serde(default)]
-    pub comment: Option<Option<String>>,
-    /// Archive or restore.
-    #[serde(default)]
-    pub archived: Option<bool>,
-}
-
-impl IncidentUpdate {
-    /// Checks the comment length and that something changes.
-    pub fn validate(&self) -> Result<()> {
-        let mut e = ValidationErrors::default();
-        if self.status.is_none() && self.comment.is_none() && self.archived.is_none() {
-            e.add("update", "empty", "nothing to change");
-        }
-        if let Some(Some(c)) = &self.comment {
-            validate::text(&mut e, "comment", c, 16 * 1024);
-        }
-        e.into_result()
-    }
-}
+/// A change to incidents: the same fields as an event change. Status and archive flag are
+/// applied to the incident's events too; the comment only to the incident.
+pub type IncidentUpdate = crate::model::event::EventUpdate;
 
 /// Width of one timeline bucket of [`EventStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -16,9 +16,7 @@ use axum::extract::{Path, State};
 use honeysens_core::Error;
 use honeysens_core::error::ValidationErrors;
 use honeysens_core::ids::{DivisionId, IncidentId};
-use honeysens_core::model::{
-    Event, EventQuery, EventStatus, Incident, IncidentQuery, IncidentUpdate, Role,
-};
+use honeysens_core::model::{Event, EventQuery, EventStatus, Incident, IncidentQuery, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -188,7 +186,7 @@ pub struct BulkIncidentUpdate {
     /// The incidents.
     pub ids: Vec<IncidentId>,
     /// The change.
-    pub update: IncidentUpdate,
+    pub update: honeysens_core::model::EventUpdate,
 }
 
 /// How many incidents changed.
