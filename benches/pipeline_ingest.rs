@@ -7,6 +7,13 @@
 //! cargo bench -p honeysens-benches --bench pipeline_ingest
 //! ```
 //!
+//! Each repetition also stores as many events of the same kind with `insert_events` alone
+//! (the plain store path) into the same database, so the ratio shows what the pipeline adds.
+//!
+//! Two source distributions: **uniform** (sources random in 10.0.0.0/8, so nearly every event
+//! opens its own incident and alert job — the worst case) and **skewed** (95 % of events from
+//! 100 scanning hosts, the rest uniform — closer to a real network).
+//!
 //! Environment: `HONEYSENS_TEST_POSTGRES_URL`, `HONEYSENS_TEST_MYSQL_URL` (backends without a URL
 //! are skipped), `HONEYSENS_BENCH_PIPELINE_EVENTS` (events per repetition, default 20000).
 //! Uploads are 1000 events (the agent's batch limit). See `docs/benchmarks.md`.
@@ -27,6 +34,9 @@ use honeysens_http::auth::{AuthMethod, SensorIdentity};
 use honeysens_http::pipeline::PipelineOptions;
 use honeysens_http::server::{Server, ServerOptions};
 use honeysens_http::tls::TlsMaterial;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,10 +50,27 @@ fn main() {
     common::bench_main("pipeline_ingest", run);
 }
 
+#[derive(Clone, Copy)]
+enum Sources {
+    Uniform,
+    Skewed,
+}
+
+impl Sources {
+    fn name(self) -> &'static str {
+        match self {
+            Sources::Uniform => "uniform",
+            Sources::Skewed => "skewed",
+        }
+    }
+}
+
 struct Row {
     kind: Kind,
+    sources: Sources,
     events: usize,
     rates: Vec<f64>,
+    plain: Vec<f64>,
     incidents: usize,
 }
 
@@ -56,13 +83,19 @@ async fn run() -> Res<()> {
     );
     let mut rows = Vec::new();
     let mut failed = Vec::new();
-    for kind in Kind::ALL {
-        match with_bench_db(kind, async |db| measure(db.url.clone(), kind, events).await).await {
-            Ok(Some(r)) => rows.push(r),
-            Ok(None) => {}
-            Err(e) => {
-                println!("- {}: FAILED: {e}", kind.name());
-                failed.push(kind.name());
+    for sources in [Sources::Skewed, Sources::Uniform] {
+        for kind in Kind::ALL {
+            match with_bench_db(kind, async |db| {
+                measure(db.url.clone(), kind, sources, events).await
+            })
+            .await
+            {
+                Ok(Some(r)) => rows.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    println!("- {} ({}): FAILED: {e}", kind.name(), sources.name());
+                    failed.push(kind.name());
+                }
             }
         }
     }
@@ -72,9 +105,15 @@ async fn run() -> Res<()> {
             let (lo, hi) = min_max(&r.rates);
             vec![
                 r.kind.name().to_owned(),
+                r.sources.name().to_owned(),
                 thousands(r.events as f64),
                 thousands(median(&r.rates)),
                 format!("{}–{}", thousands(lo), thousands(hi)),
+                thousands(median(&r.plain)),
+                format!(
+                    "{:.2}",
+                    median(&r.rates) / median(&r.plain).max(f64::MIN_POSITIVE)
+                ),
                 r.incidents.to_string(),
             ]
         })
@@ -85,9 +124,12 @@ async fn run() -> Res<()> {
         markdown_table(
             &[
                 "Backend",
+                "Sources",
                 "Events/rep",
                 "Full path ev/s (median)",
                 "min–max",
+                "Plain insert_events ev/s (median)",
+                "Full/plain",
                 "Incidents at end",
             ],
             &table,
@@ -110,9 +152,9 @@ async fn upload(
         .map_err(|e| format!("{}: {}", e.code, e.message).into())
 }
 
-async fn measure(url: String, kind: Kind, events: usize) -> Res<Row> {
+async fn measure(url: String, kind: Kind, sources: Sources, events: usize) -> Res<Row> {
     let store = honeysens_store::open(&url, &Default::default()).await?;
-    let result = measure_store(store.clone(), kind, events).await;
+    let result = measure_store(store.clone(), kind, sources, events).await;
     store.close().await;
     result
 }
@@ -120,9 +162,10 @@ async fn measure(url: String, kind: Kind, events: usize) -> Res<Row> {
 async fn measure_store(
     store: Arc<dyn honeysens_core::Store>,
     kind: Kind,
+    sources: Sources,
     events: usize,
 ) -> Res<Row> {
-    let name = kind.name();
+    let name = format!("{} {}", kind.name(), sources.name());
     let fleet = create_fleet(store.as_ref(), 1, 20).await?;
     self_check(&fleet)?;
     let (sensor_id, division) = fleet.sensors[0];
@@ -190,12 +233,19 @@ async fn measure_store(
         sensor: store.get_sensor(sensor_id).await?,
     };
     let mut generator = EventGen::live(SEED, &fleet);
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let scanners: Vec<IpAddr> = (0..100u32)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a63_0000 + i)))
+        .collect();
     let mut generate = |n: usize| -> Vec<Vec<serde_json::Value>> {
         let batch: Vec<serde_json::Value> = generator
             .batch(n)
             .into_iter()
             .map(|(mut e, _, _)| {
                 e.data.sensor_id = sensor_id;
+                if matches!(sources, Sources::Skewed) && rng.random_range(0..100) < 95 {
+                    e.data.source_ip = scanners[rng.random_range(0..scanners.len())];
+                }
                 serde_json::to_value(&e).unwrap()
             })
             .collect();
@@ -206,7 +256,23 @@ async fn measure_store(
         upload(&st, &identity, chunk).await?;
     }
     let mut rates = Vec::new();
+    let mut plain = Vec::new();
     for rep in 0..REPETITIONS {
+        // Baseline in the same database: the same kind of events stored with
+        // `insert_events` alone (no parsing, filters, incidents or jobs), in batches of 1000.
+        let rows: Vec<_> = generate(events)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let e: honeysens_core::model::NewEvent = serde_json::from_value(v).unwrap();
+                (e, division, honeysens_core::model::EventStatus::New)
+            })
+            .collect();
+        let start = Instant::now();
+        for chunk in rows.chunks(UPLOAD) {
+            store.insert_events(chunk).await?;
+        }
+        plain.push(rate(events, start.elapsed()));
         let data = generate(events);
         let start = Instant::now();
         let mut accepted = 0;
@@ -223,9 +289,10 @@ async fn measure_store(
         }
         rates.push(rate(events, elapsed));
         eprintln!(
-            "[{name}] rep {}/{REPETITIONS}: {} ev/s",
+            "[{name}] rep {}/{REPETITIONS}: {} ev/s (plain insert_events {} ev/s)",
             rep + 1,
-            thousands(rates[rep])
+            thousands(rates[rep]),
+            thousands(plain[rep])
         );
     }
     let mut incidents = 0;
@@ -255,8 +322,10 @@ async fn measure_store(
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Row {
         kind,
+        sources,
         events,
         rates,
+        plain,
         incidents,
     })
 }
