@@ -453,3 +453,125 @@ async fn test_sends_reach_real_receivers() {
         other => panic!("refusal not reported: {other:?}"),
     }
 }
+
+/// The weekly summary and the CA expiry warning: scheduled once per period however often (and
+/// on however many replicas) the scheduler runs, delivered to the real receivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weekly_summary_and_ca_warning_are_scheduled_once() {
+    use honeysens_core::model::{IngestOptions, NewEvent};
+    use honeysens_http::pipeline::heartbeat;
+    let Some(rx) = Receivers::start("summary", SyslogTransport::Udp) else {
+        return;
+    };
+    let srv = Srv::new("summary").await;
+    let (admin, division) = srv.admin().await;
+    let settings = rx.settings(
+        admin.get_settings().await.unwrap().settings,
+        SyslogFormat::Json,
+    );
+    admin.put_settings(&settings).await.unwrap();
+    srv.store
+        .create_user(
+            &honeysens_core::model::UserSpec {
+                name: "ops".into(),
+                full_name: None,
+                email: Some("ops@example.org".into()),
+                role: honeysens_core::model::Role::Admin,
+                divisions: vec![],
+            },
+            &honeysens_core::password::hash_password("x-long-password").unwrap(),
+        )
+        .await
+        .unwrap();
+    admin
+        .create_contact(&ContactSpec {
+            division_id: division,
+            target: ContactTarget::Webhook {
+                url: format!("http://127.0.0.1:{}/hook", rx.hook_port),
+                secret: Some(SECRET.into()),
+            },
+            notify: NotifyOn {
+                weekly_summary: true,
+                ..NotifyOn::default()
+            },
+        })
+        .await
+        .unwrap();
+    // Three events now: they fall into the week the next Monday's summary covers.
+    let (sensor, _) = srv.enrol(&admin, division, "sum").await;
+    let events: Vec<_> = (0..3)
+        .map(|i| {
+            let e: NewEvent = serde_json::from_value(serde_json::json!({
+                "uid": uuid::Uuid::now_v7(), "sensor_id": sensor, "timestamp": honeysens_core::time::now(),
+                "source_ip": format!("10.5.5.{i}"), "protocol": "tcp", "type_code": "conn.attempt",
+                "classification": "connection_attempt", "severity": "low", "summary": "probe"
+            }))
+            .unwrap();
+            (e, division, honeysens_core::model::EventStatus::New)
+        })
+        .collect();
+    srv.store
+        .ingest_events(&events, &IngestOptions::PLAIN)
+        .await
+        .unwrap();
+    let state = srv.state.clone().unwrap();
+    let next_week = honeysens_core::time::now() + chrono::Duration::days(7);
+    for _ in 0..3 {
+        heartbeat::schedule(&state, next_week).await.unwrap();
+    }
+    wait_until("the summary webhook", Duration::from_secs(30), || async {
+        lines(&rx.hooks)
+            .iter()
+            .any(|h| h["event"] == "summary" && h["verdict"] == "valid")
+    })
+    .await;
+    let summaries: Vec<Value> = lines(&rx.hooks)
+        .into_iter()
+        .filter(|h| h["event"] == "summary")
+        .collect();
+    // This run's week: one summary with the three events (the server's own scheduler may have
+    // sent the current week's, which holds none of them).
+    let ours: Vec<&Value> = summaries
+        .iter()
+        .filter(|h| h["body"]["stats"]["total"] == 3)
+        .collect();
+    assert_eq!(ours.len(), 1, "{summaries:?}");
+
+    // Five days before the CA expires: one warning mail to the admin with an address.
+    let ca = honeysens_core::pki::inspect(state.ca.cert_der()).unwrap();
+    let near_expiry = ca.not_after - chrono::Duration::days(5);
+    for _ in 0..3 {
+        heartbeat::schedule(&state, near_expiry).await.unwrap();
+    }
+    wait_until("the CA warning", Duration::from_secs(30), || async {
+        rx.mails().iter().any(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .contains("CA certificate expires")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let warnings: Vec<Value> = rx
+        .mails()
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .contains("CA certificate expires")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(
+        warnings[0]["rcpt_tos"],
+        serde_json::json!(["ops@example.org"])
+    );
+    assert!(
+        warnings[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("in 5 days")
+    );
+}
