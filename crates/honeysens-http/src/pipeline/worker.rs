@@ -18,8 +18,9 @@ use honeysens_notify::{
     SyslogForwarder, WebhookClient,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 /// Job kind of one mail to a list of recipients.
 pub const MAIL_JOB: &str = "notify.email";
@@ -41,7 +42,7 @@ pub const KINDS: [&str; 6] = [
 
 /// How long a claimed job is ours; a crashed worker's jobs are claimed again after it.
 const LEASE: Duration = Duration::from_secs(120);
-/// Jobs claimed at once (run concurrently).
+/// Jobs running at once.
 const CLAIM: u32 = 32;
 /// Events listed in an alert.
 const ALERT_EVENTS: u32 = 20;
@@ -118,17 +119,29 @@ impl Worker {
         })
     }
 
-    /// Claims and runs jobs until the task is dropped.
+    /// Claims and runs jobs until the task is dropped. Up to [`CLAIM`] jobs run at once, each
+    /// on its own task, so one slow receiver never holds up the next alert.
     pub async fn run(self) {
         let kinds: Vec<String> = KINDS.iter().map(|k| (*k).to_owned()).collect();
-        let me = self.st.pipeline.options.worker_id.clone();
+        let me: Arc<str> = self.st.pipeline.options.worker_id.clone().into();
+        let worker = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(CLAIM as usize));
         loop {
             // Register for a wake-up before looking, so a job enqueued meanwhile is not missed.
-            let woken = self.st.pipeline.wake.notified();
-            let jobs = match self
+            let woken = worker.st.pipeline.wake.notified();
+            let free = slots.available_permits();
+            if free == 0 {
+                // Every slot busy: wait until one job finishes.
+                if let Ok(p) = slots.clone().acquire_owned().await {
+                    drop(p);
+                }
+                continue;
+            }
+            let limit = u32::try_from(free).unwrap_or(CLAIM);
+            let jobs = match worker
                 .st
                 .store
-                .claim_jobs(&me, Some(&kinds), CLAIM, LEASE)
+                .claim_jobs(&me, Some(&kinds), limit, LEASE)
                 .await
             {
                 Ok(j) => j,
@@ -138,10 +151,20 @@ impl Worker {
                 }
             };
             if jobs.is_empty() {
-                let _ = tokio::time::timeout(self.st.pipeline.options.poll, woken).await;
+                let _ = tokio::time::timeout(worker.st.pipeline.options.poll, woken).await;
                 continue;
             }
-            futures_util::future::join_all(jobs.into_iter().map(|j| self.finish(&me, j))).await;
+            for job in jobs {
+                // Only this loop takes permits, and it claimed no more than were free.
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (w, me) = (worker.clone(), me.clone());
+                tokio::spawn(async move {
+                    w.finish(&me, job).await;
+                    drop(permit);
+                });
+            }
         }
     }
 
