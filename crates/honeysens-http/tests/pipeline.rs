@@ -344,3 +344,61 @@ async fn retention_archives_finished_and_deletes_archived() {
     assert_eq!(archived, [true, false]);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_on_two_sensors_is_recorded_as_one_network_scan() {
+    // Workers on: the alert job notices the second sensor and records `scan.network` once.
+    let srv = TestServer::start(&[]).await;
+    let div = srv.division("d").await;
+    let a = sensor(&srv, div, "a").await;
+    let b = sensor(&srv, div, "b").await;
+    let src = "10.66.0.1";
+    // Both sensors' events in one transaction, so the first alert already sees two sensors
+    // (with separate uploads the worker may alert in between; the scan is then recorded with
+    // the incident's next alert).
+    let rows: Vec<_> = [&a, &b]
+        .iter()
+        .map(|s| {
+            let mut e: NewEvent =
+                serde_json::from_value(event(s.sensor_id, src, "conn.attempt", 445)).unwrap();
+            honeysens_core::taxonomy::classify(&mut e.data);
+            (e, div, EventStatus::New)
+        })
+        .collect();
+    let options = honeysens_http::pipeline::ingest_options(&Settings::default());
+    srv.store.ingest_events(&rows, &options).await.unwrap();
+    srv.state.pipeline.wake.notify_one();
+    let scans = EventQuery {
+        type_codes: vec!["scan.network".into()],
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let scan = loop {
+        if let Some(e) = events(&srv, scans.clone()).await.pop() {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scan.network event");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(scan.data.source_ip, src.parse::<IpAddr>().unwrap());
+    assert_eq!(scan.data.classification, Classification::PortScan);
+    assert_eq!(scan.data.severity, Severity::High);
+    let incident = srv
+        .store
+        .get_incident(scan.incident_id.expect("joins the incident"))
+        .await
+        .unwrap();
+    assert_eq!(incident.sensor_count, 2);
+    assert_eq!(incident.severity, Severity::High, "the scan raises the incident");
+    // More of the same source: still one scan.network event in the incident.
+    honeysens_http::api::upload_events(
+        &srv.state,
+        &a,
+        vec![event(a.sensor_id, src, "conn.attempt", 139)],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(events(&srv, scans).await.len(), 1);
+    srv.stop().await;
+}
