@@ -575,3 +575,99 @@ async fn weekly_summary_and_ca_warning_are_scheduled_once() {
             .contains("in 5 days")
     );
 }
+
+/// A storm of events from one source is one alert; a failing webhook is retried later with
+/// backoff (5xx) or given up at once (4xx), each on its own job, without touching the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_is_one_alert_and_failed_deliveries_are_retried_on_their_own() {
+    use honeysens_core::ids::JobId;
+    use honeysens_core::model::{JobState, NewEvent};
+    let Some(rx) = Receivers::start("storm", SyslogTransport::Udp) else {
+        return;
+    };
+    let srv = Srv::new("storm").await;
+    let (admin, division) = srv.admin().await;
+    let settings = rx.settings(
+        admin.get_settings().await.unwrap().settings,
+        SyslogFormat::Json,
+    );
+    admin.put_settings(&settings).await.unwrap();
+    let hook = |path: &str| ContactSpec {
+        division_id: division,
+        target: ContactTarget::Webhook {
+            url: format!("http://127.0.0.1:{}{path}", rx.hook_port),
+            secret: Some(SECRET.into()),
+        },
+        notify: NotifyOn {
+            all_events: true,
+            ..NotifyOn::default()
+        },
+    };
+    admin.create_contact(&hook("/hook")).await.unwrap();
+    let unavailable = admin.create_contact(&hook("/status/503")).await.unwrap();
+    let refused = admin.create_contact(&hook("/status/401")).await.unwrap();
+    let (sensor, _) = srv.enrol(&admin, division, "storm").await;
+    let state = srv.state.clone().unwrap();
+    // 200 events of one scanner in ten uploads.
+    for _ in 0..10 {
+        let batch: Vec<NewEvent> = (0..20)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "uid": uuid::Uuid::now_v7(), "sensor_id": sensor,
+                    "timestamp": honeysens_core::time::now(), "source_ip": "10.77.0.1",
+                    "dest_port": 1000 + i, "protocol": "tcp", "type_code": "conn.attempt",
+                    "classification": "connection_attempt", "severity": "low",
+                    "summary": "storm"
+                }))
+                .unwrap()
+            })
+            .collect();
+        honeysens_http::pipeline::ingest(&state, division, batch)
+            .await
+            .unwrap();
+    }
+    wait_until("the alert", Duration::from_secs(20), || async {
+        lines(&rx.hooks).iter().any(|h| h["path"] == "/hook")
+    })
+    .await;
+    // Give a second alert every chance to show up: there must not be one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let hooks = lines(&rx.hooks);
+    let count = |path: &str| hooks.iter().filter(|h| h["path"] == path).count();
+    assert_eq!(count("/hook"), 1, "{hooks:?}");
+    assert_eq!(count("/status/503"), 1);
+    assert_eq!(count("/status/401"), 1);
+
+    // The queue: 503 waits for its retry, 401 failed for good, the good one is done.
+    let mut webhook_jobs = Vec::new();
+    for id in 1..500 {
+        match srv.store.get_job(JobId(id)).await {
+            Ok(j) if j.kind == "notify.webhook" => webhook_jobs.push(j),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let of = |c: honeysens_core::ids::ContactId| {
+        webhook_jobs
+            .iter()
+            .find(|j| j.payload["contact_id"] == c.0)
+            .unwrap()
+    };
+    let retry = of(unavailable.id);
+    assert_eq!((retry.state, retry.attempts), (JobState::Queued, 1));
+    assert!(
+        retry.last_error.as_deref().unwrap().contains("503"),
+        "{retry:?}"
+    );
+    let wait = retry.run_at - honeysens_core::time::now();
+    assert!(
+        wait > chrono::Duration::seconds(5) && wait <= chrono::Duration::seconds(30),
+        "backoff of the first retry is 15–30 s: {wait}"
+    );
+    let gone = of(refused.id);
+    assert_eq!((gone.state, gone.attempts), (JobState::Failed, 1));
+    assert!(
+        gone.last_error.as_deref().unwrap().contains("401"),
+        "{gone:?}"
+    );
+}

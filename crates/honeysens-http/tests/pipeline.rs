@@ -377,7 +377,10 @@ async fn a_source_on_two_sensors_is_recorded_as_one_network_scan() {
         if let Some(e) = events(&srv, scans.clone()).await.pop() {
             break e;
         }
-        assert!(std::time::Instant::now() < deadline, "no scan.network event");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scan.network event"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(scan.data.source_ip, src.parse::<IpAddr>().unwrap());
@@ -389,7 +392,11 @@ async fn a_source_on_two_sensors_is_recorded_as_one_network_scan() {
         .await
         .unwrap();
     assert_eq!(incident.sensor_count, 2);
-    assert_eq!(incident.severity, Severity::High, "the scan raises the incident");
+    assert_eq!(
+        incident.severity,
+        Severity::High,
+        "the scan raises the incident"
+    );
     // More of the same source: still one scan.network event in the incident.
     honeysens_http::api::upload_events(
         &srv.state,

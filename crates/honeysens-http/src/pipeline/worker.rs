@@ -176,7 +176,8 @@ impl Worker {
             Err(e) => {
                 let retry = match &e {
                     JobError::Retry(_) if job.attempts < job.max_attempts => {
-                        let wait = honeysens_notify::backoff(job.attempts);
+                        // `attempts` counts this one: the first retry waits backoff(0).
+                        let wait = honeysens_notify::backoff(job.attempts.saturating_sub(1));
                         chrono::Duration::from_std(wait).ok().map(|d| now() + d)
                     }
                     _ => None,
