@@ -35,6 +35,45 @@ fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How often the background task moves the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// WAL size (in pages, 4 KiB each) beyond which the checkpointer waits for readers.
+const WAL_LIMIT_FRAMES: i64 = 256 * 1024;
+
+/// Checkpoints the WAL in the background until the pool closes. PASSIVE never waits for (or
+/// blocks) readers and writers; the WAL is reused from its start once a checkpoint caught up,
+/// so it stays as large as about one period of writes.
+async fn checkpointer(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        // Row: (busy, WAL frames, frames checkpointed).
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await
+        {
+            // Long-lived readers kept a huge WAL from being copied back: wait for them once
+            // (busy timeout) rather than let the file grow without bound.
+            Ok((_, log, done)) if log > WAL_LIMIT_FRAMES && done < log => {
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::debug!(error = %e, "WAL checkpoint failed; retrying on the next tick");
+            }
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, crate::OpenError> {
@@ -56,6 +95,9 @@ impl SqliteStore {
             // 64 MiB page cache per connection (default 2 MiB): the event indexes of a busy
             // server stay in memory, which keeps bulk inserts fast as the table grows.
             .pragma("cache_size", "-65536")
+            // No checkpoint inside a writer's commit: on a busy server that is where most of an
+            // insert's time went. A background task checkpoints instead (see below).
+            .pragma("wal_autocheckpoint", "0")
             .foreign_keys(true);
         // An in-memory database exists per connection: share one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -75,6 +117,9 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(crate::OpenError::Connect)?;
+        if !in_memory {
+            tokio::spawn(checkpointer(pool.clone()));
+        }
         Ok(SqliteStore { pool })
     }
 
