@@ -66,6 +66,14 @@ impl MySqlStore {
         &self.pool
     }
 
+    /// Behaves as on MySQL 8 (no `INSERT … RETURNING`) even on MariaDB, so tests on MariaDB
+    /// cover that path too.
+    #[doc(hidden)]
+    pub fn without_returning(mut self) -> Self {
+        self.returning = false;
+        self
+    }
+
     pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
     /// Locks (creating if missing) `incident_sources` rows: the upsert takes a row lock even
     /// when nothing changes.
