@@ -88,10 +88,20 @@ pub(crate) fn corrupt(entity: &'static str, detail: impl std::fmt::Display) -> E
     }))
 }
 
+/// A concurrent ingest stored one of a batch's events after the batch looked it up, so the
+/// grouping decided from that lookup no longer holds: the transaction is rolled back and run
+/// again (the retry sees the event as stored).
+#[derive(Debug, thiserror::Error)]
+#[error("a concurrent ingest stored an event of this batch")]
+pub(crate) struct IngestRace;
+
 /// Whether `e` is a transient conflict (deadlock, serialisation failure, busy database) after
 /// which the same transaction may simply be run again.
 pub(crate) fn is_retryable(e: &Error) -> bool {
     let Error::Storage(src) = e else { return false };
+    if src.is::<IngestRace>() {
+        return true;
+    }
     match src.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(db)) => {
             matches!(

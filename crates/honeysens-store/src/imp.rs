@@ -8,15 +8,21 @@
 //! - `sql_returning_id`, `fetch_id`: how an insert reports its new id;
 //! - `begin_write`: a write transaction (SQLite takes the write lock up front);
 //! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows;
+//! - `returning_rows`: whether a multi-row `INSERT … RETURNING` is available;
 //! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
 //! - `LOCK_UPDATE`: the row-locking suffix of the incident lookup during ingest;
 //! - `SOURCE_LOCK`: the upsert that locks a source's `incident_sources` row (none on SQLite);
 //! - `INT_DIV`: integer division (`/` or MySQL's `DIV`) for timeline buckets;
 //! - `UPSERT_SETTING`, `INIT_CA`, `UPSERT_ASSIGNMENT`: the engine's upsert spelling.
 
+use honeysens_core::ids::DivisionId;
 use honeysens_core::model::{
-    Classification, EventData, Severity, StatsBucket, TimelinePoint, ip_from_key,
+    Classification, EventData, EventStatus, NewEvent, Severity, StatsBucket, TimelinePoint,
+    ip_from_key,
 };
+
+/// One event row to insert: the event, its division and status, and the incident it joins.
+pub(crate) type EventIn<'a> = (&'a (NewEvent, DivisionId, EventStatus), Option<i64>);
 
 /// Rows per multi-row `INSERT` (keeps every engine under its bind-parameter limit).
 pub(crate) const EVENT_CHUNK: usize = 1000;
@@ -67,8 +73,8 @@ pub(crate) struct LiveIncident {
     pub classification: Classification,
     pub alert_pending: bool,
     pub last_alert_at: Option<i64>,
-    /// Ids of this batch's events that join it.
-    pub events: Vec<i64>,
+    /// Positions (in the batch's list of new events) of the events that join it.
+    pub events: Vec<usize>,
 }
 
 impl TryFrom<LiveIncidentRow> for LiveIncident {
@@ -110,15 +116,15 @@ impl LiveIncident {
         }
     }
 
-    /// Joins event `id` (data `d`, event time `ts`).
-    pub(crate) fn add(&mut self, d: &EventData, ts: i64, id: i64) {
+    /// Joins the batch's new event number `idx` (data `d`, event time `ts`).
+    pub(crate) fn add(&mut self, d: &EventData, ts: i64, idx: usize) {
         self.first_seen = self.first_seen.min(ts);
         self.last_seen = self.last_seen.max(ts);
         if d.severity > self.severity {
             self.severity = d.severity;
             self.classification = d.classification;
         }
-        self.events.push(id);
+        self.events.push(idx);
     }
 }
 
@@ -167,7 +173,7 @@ macro_rules! impl_store {
             use std::time::Duration;
             use $crate::error::{corrupt, delete_err, is_retryable, read_err, write_err};
             use $crate::imp::{
-                bucket_micros, like_pattern, months_of, LiveIncident, LiveIncidentRow,
+                bucket_micros, like_pattern, months_of, EventIn, LiveIncident, LiveIncidentRow,
                 ALERT_ATTEMPTS, EVENT_CHUNK, FORWARD_ATTEMPTS,
             };
             use $crate::rows::*;
@@ -311,17 +317,14 @@ macro_rules! impl_store {
 
             impl $store {
                 /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
-                pub(crate) fn event_insert_builder(
-                    chunk: &[&(NewEvent, DivisionId, EventStatus)],
-                    received_at: i64,
-                ) -> Qb {
+                pub(crate) fn event_insert_builder(chunk: &[EventIn<'_>], received_at: i64) -> Qb {
                     let mut qb = Qb::new(
                         "INSERT INTO events (uid, sensor_id, division_id, service, ts, \
                          received_at, source_ip, source_key, source_port, dest_ip, dest_port, \
                          protocol, type_code, classification, severity, summary, status, \
-                         comment, archived, details, packets) ",
+                         comment, archived, details, packets, incident_id) ",
                     );
-                    qb.push_values(chunk, |mut b, (ev, division, status)| {
+                    qb.push_values(chunk, |mut b, ((ev, division, status), incident)| {
                         let d = &ev.data;
                         b.push_bind(d.uid.as_bytes().to_vec())
                             .push_bind(d.sensor_id.0)
@@ -343,12 +346,17 @@ macro_rules! impl_store {
                             .push_bind(None::<String>)
                             .push_bind(false)
                             .push_bind(json(&ev.details))
-                            .push_bind(json(&ev.packets));
+                            .push_bind(json(&ev.packets))
+                            .push_bind(*incident);
                     });
                     qb
                 }
 
                 /// One attempt of [`EventStore::ingest_events`] on a batch without repeated uids.
+                ///
+                /// With grouping, the batch's already stored uids are looked up first, so the
+                /// new events are grouped and their incidents written before the events are
+                /// inserted with their `incident_id` (each row written once).
                 async fn ingest_once(
                     &self,
                     fresh: &[&(NewEvent, DivisionId, EventStatus)],
@@ -358,31 +366,70 @@ macro_rules! impl_store {
                     let at = now();
                     let now_us = to_micros(at);
                     let mut tx = self.begin_write().await.map_err(read_err("event"))?;
-                    // Stored `new` events per (division, source key), for grouping.
-                    let mut groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, i64)>> = BTreeMap::new();
-                    for chunk in fresh.chunks(EVENT_CHUNK) {
-                        let ids: HashMap<Vec<u8>, i64> =
-                            self.insert_event_chunk(&mut tx, chunk, now_us).await?.into_iter().collect();
-                        for (ev, division, status) in chunk.iter().copied() {
-                            let uid = ev.data.uid;
-                            match ids.get(uid.as_bytes().as_slice()) {
-                                Some(id) => {
-                                    report.inserted.push((uid, EventId(*id)));
-                                    if options.incident_window.is_some() && *status == EventStatus::New {
-                                        groups
-                                            .entry((division.0, ip_key(ev.data.source_ip)))
-                                            .or_default()
-                                            .push((&ev.data, *id));
-                                    }
+                    let window = options
+                        .incident_window
+                        .filter(|_| fresh.iter().any(|e| e.2 == EventStatus::New));
+                    // The incident each row joins (all `None` without grouping).
+                    let mut rows: Vec<EventIn<'_>> = Vec::with_capacity(fresh.len());
+                    match window {
+                        None => rows.extend(fresh.iter().map(|e| (*e, None))),
+                        Some(window) => {
+                            let mut stored: HashSet<Vec<u8>> = HashSet::new();
+                            for chunk in fresh.chunks(EVENT_CHUNK) {
+                                let mut qb = Qb::new("SELECT uid FROM events WHERE 1 = 1");
+                                let uids = chunk.iter().map(|e| e.0.data.uid.as_bytes().to_vec());
+                                push_in(&mut qb, "uid", uids);
+                                let found: Vec<(Vec<u8>,)> = qb
+                                    .build_query_as()
+                                    .fetch_all(&mut *tx)
+                                    .await
+                                    .map_err(read_err("event"))?;
+                                stored.extend(found.into_iter().map(|r| r.0));
+                            }
+                            let mut groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, usize)>> =
+                                BTreeMap::new();
+                            for e in fresh.iter().copied() {
+                                if stored.contains(e.0.data.uid.as_bytes().as_slice()) {
+                                    // Reported as a duplicate below (not returned by the insert).
+                                    continue;
                                 }
-                                None => report.duplicates.push(uid),
+                                if e.2 == EventStatus::New {
+                                    groups
+                                        .entry((e.1.0, ip_key(e.0.data.source_ip)))
+                                        .or_default()
+                                        .push((&e.0.data, rows.len()));
+                                }
+                                rows.push((e, None));
+                            }
+                            if !groups.is_empty() {
+                                let n = rows.len();
+                                let (touches, joins) = self
+                                    .group_into_incidents(&mut tx, groups, n, window, options, now_us)
+                                    .await?;
+                                report.incidents = touches;
+                                for (row, incident) in rows.iter_mut().zip(joins) {
+                                    row.1 = incident;
+                                }
                             }
                         }
                     }
-                    if let Some(window) = options.incident_window {
-                        if !groups.is_empty() {
-                            report.incidents =
-                                Self::group_into_incidents(&mut tx, groups, window, options, now_us).await?;
+                    let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
+                    for chunk in rows.chunks(EVENT_CHUNK) {
+                        ids.extend(self.insert_event_chunk(&mut tx, chunk, now_us).await?);
+                        // A concurrent ingest stored one of our grouped events after the lookup
+                        // above: the incident counts are off, so run the transaction again.
+                        let lost = chunk.iter().any(|(e, inc)| {
+                            inc.is_some() && !ids.contains_key(e.0.data.uid.as_bytes().as_slice())
+                        });
+                        if lost {
+                            return Err(Error::Storage(Box::new($crate::error::IngestRace)));
+                        }
+                    }
+                    for e in fresh.iter().copied() {
+                        let uid = e.0.data.uid;
+                        match ids.get(uid.as_bytes().as_slice()) {
+                            Some(id) => report.inserted.push((uid, EventId(*id))),
+                            None => report.duplicates.push(uid),
                         }
                     }
                     if options.forward && !report.inserted.is_empty() {
@@ -423,15 +470,19 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
-                /// Joins each group's events to its newest live incident (locked for the rest
-                /// of the transaction) or to new ones, and enqueues alerts.
+                /// Joins each group's events (positions `0..count` of the batch's new events)
+                /// to its newest live incident (locked for the rest of the transaction) or to
+                /// new ones, writes the incidents and enqueues alerts: a few statements per
+                /// chunk, not per incident. Returns the touches and each event's incident.
                 async fn group_into_incidents(
+                    &self,
                     tx: &mut sqlx::Transaction<'static, $db>,
-                    groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, i64)>>,
+                    groups: BTreeMap<(i64, [u8; 16]), Vec<(&EventData, usize)>>,
+                    count: usize,
                     window: Duration,
                     options: &IngestOptions,
                     now_us: i64,
-                ) -> Result<Vec<IncidentTouch>> {
+                ) -> Result<(Vec<IncidentTouch>, Vec<Option<i64>>)> {
                     let window_us = i64::try_from(window.as_micros()).unwrap_or(i64::MAX / 4);
                     let interval_us =
                         i64::try_from(options.alert_interval.as_micros()).unwrap_or(i64::MAX / 4);
@@ -491,9 +542,10 @@ macro_rules! impl_store {
                     }
                     let mut touched: Vec<LiveIncident> = Vec::new();
                     for ((division, key), mut evs) in groups {
-                        evs.sort_by_key(|(d, id)| (to_micros(d.timestamp), *id));
+                        // Batch position = insertion order = id order, as before.
+                        evs.sort_by_key(|(d, idx)| (to_micros(d.timestamp), *idx));
                         let mut current = newest.remove(&(division, key.to_vec()));
-                        for (d, id) in evs {
+                        for (d, idx) in evs {
                             let ts = to_micros(d.timestamp);
                             let joins = current
                                 .as_ref()
@@ -505,19 +557,65 @@ macro_rules! impl_store {
                                 current = Some(LiveIncident::start(division, key, d, ts));
                             }
                             if let Some(c) = current.as_mut() {
-                                c.add(d, ts, id);
+                                c.add(d, ts, idx);
                             }
                         }
                         if let Some(c) = current.filter(|c| !c.events.is_empty()) {
                             touched.push(c);
                         }
                     }
-                    let mut out = Vec::with_capacity(touched.len());
-                    for inc in touched {
-                        let alert = options.alerts && !inc.alert_pending;
-                        let n = inc.events.len();
-                        let created = inc.id == 0;
-                        let id = if created {
+                    // Whether each touched incident gets an alert job (decided on its state
+                    // before this batch).
+                    let alerts: Vec<bool> =
+                        touched.iter().map(|inc| options.alerts && !inc.alert_pending).collect();
+                    let mut ids: Vec<i64> = touched.iter().map(|inc| inc.id).collect();
+                    let (created, updated): (Vec<usize>, Vec<usize>) =
+                        (0..touched.len()).partition(|&i| touched[i].id == 0);
+
+                    let incident_columns = "INSERT INTO incidents (division_id, source_ip, source_key, \
+                         first_seen, last_seen, event_count, severity, classification, status, \
+                         archived, alert_pending, created_at) ";
+                    if self.returning_rows() {
+                        // Two new incidents of one source in a batch lie more than a window apart,
+                        // so (division, source, first_seen) names each: RETURNING order is not
+                        // promised by every engine.
+                        for chunk in created.chunks(EVENT_CHUNK) {
+                            let mut qb = Qb::new(incident_columns);
+                            qb.push_values(chunk, |mut b, &i| {
+                                let inc = &touched[i];
+                                b.push_bind(inc.division)
+                                    .push_bind(inc.source_ip.clone())
+                                    .push_bind(inc.key.clone())
+                                    .push_bind(inc.first_seen)
+                                    .push_bind(inc.last_seen)
+                                    .push_bind(i64_of(inc.events.len() as u64))
+                                    .push_bind(inc.severity.as_str())
+                                    .push_bind(inc.classification.as_str())
+                                    .push("'new'")
+                                    .push_bind(false)
+                                    .push_bind(alerts[i])
+                                    .push_bind(now_us);
+                            });
+                            qb.push(" RETURNING id, division_id, source_key, first_seen");
+                            let back: Vec<(i64, i64, Vec<u8>, i64)> = qb
+                                .build_query_as()
+                                .fetch_all(&mut **tx)
+                                .await
+                                .map_err(write_err("incident", "division"))?;
+                            let by_key: HashMap<(i64, Vec<u8>, i64), i64> =
+                                back.into_iter().map(|(id, d, k, f)| ((d, k, f), id)).collect();
+                            for &i in chunk {
+                                let inc = &touched[i];
+                                let key = (inc.division, inc.key.clone(), inc.first_seen);
+                                ids[i] = by_key.get(&key).copied().ok_or_else(|| {
+                                    corrupt("incident", "insert returned no id for a new incident")
+                                })?;
+                            }
+                        }
+                    } else {
+                        // MySQL 8: no RETURNING; one insert per new incident.
+                        for &i in &created {
+                            let inc = &touched[i];
                             let q = sqlx::query(Self::sql_returning_id(
                                 "INSERT INTO incidents (division_id, source_ip, source_key, first_seen, \
                                  last_seen, event_count, severity, classification, status, archived, \
@@ -528,58 +626,99 @@ macro_rules! impl_store {
                             .bind(inc.key.clone())
                             .bind(inc.first_seen)
                             .bind(inc.last_seen)
-                            .bind(i64_of(n as u64))
+                            .bind(i64_of(inc.events.len() as u64))
                             .bind(inc.severity.as_str())
                             .bind(inc.classification.as_str())
                             .bind(false)
-                            .bind(alert)
+                            .bind(alerts[i])
                             .bind(now_us);
-                            Self::fetch_id(q, &mut **tx).await.map_err(write_err("incident", "division"))?
-                        } else {
-                            sqlx::query(Self::sql(
-                                "UPDATE incidents SET first_seen = ?, last_seen = ?, \
-                                 event_count = event_count + ?, severity = ?, classification = ?, \
-                                 alert_pending = ? WHERE id = ?",
-                            ))
-                            .bind(inc.first_seen)
-                            .bind(inc.last_seen)
-                            .bind(i64_of(n as u64))
-                            .bind(inc.severity.as_str())
-                            .bind(inc.classification.as_str())
-                            .bind(inc.alert_pending || alert)
-                            .bind(inc.id)
-                            .execute(&mut **tx)
-                            .await
-                            .map_err(read_err("incident"))?;
-                            inc.id
-                        };
-                        for ids in inc.events.chunks(EVENT_CHUNK) {
-                            let mut qb = Qb::new("UPDATE events SET incident_id = ");
-                            qb.push_bind(id).push(" WHERE 1 = 1");
-                            push_in(&mut qb, "id", ids.iter().copied());
-                            qb.build().execute(&mut **tx).await.map_err(read_err("event"))?;
+                            ids[i] = Self::fetch_id(q, &mut **tx)
+                                .await
+                                .map_err(write_err("incident", "division"))?;
                         }
-                        if alert {
-                            let due = inc
+                    }
+                    // Extended incidents: one `UPDATE … SET col = CASE id WHEN … END` per chunk
+                    // (portable to all three engines).
+                    for chunk in updated.chunks(EVENT_CHUNK) {
+                        let mut qb = Qb::new("UPDATE incidents SET ");
+                        type Value<'v> = &'v dyn Fn(&mut Qb, usize);
+                        let set = |qb: &mut Qb, column: &str, add: bool, value: Value<'_>| {
+                            qb.push(column).push(" = ");
+                            if add {
+                                qb.push(column).push(" + ");
+                            }
+                            qb.push("CASE id");
+                            for &i in chunk {
+                                qb.push(" WHEN ").push_bind(touched[i].id).push(" THEN ");
+                                value(qb, i);
+                            }
+                            qb.push(" END");
+                        };
+                        set(&mut qb, "first_seen", false, &|qb, i| {
+                            qb.push_bind(touched[i].first_seen);
+                        });
+                        qb.push(", ");
+                        set(&mut qb, "last_seen", false, &|qb, i| {
+                            qb.push_bind(touched[i].last_seen);
+                        });
+                        qb.push(", ");
+                        set(&mut qb, "event_count", true, &|qb, i| {
+                            qb.push_bind(i64_of(touched[i].events.len() as u64));
+                        });
+                        qb.push(", ");
+                        set(&mut qb, "severity", false, &|qb, i| {
+                            qb.push_bind(touched[i].severity.as_str());
+                        });
+                        qb.push(", ");
+                        set(&mut qb, "classification", false, &|qb, i| {
+                            qb.push_bind(touched[i].classification.as_str());
+                        });
+                        qb.push(", ");
+                        set(&mut qb, "alert_pending", false, &|qb, i| {
+                            qb.push_bind(touched[i].alert_pending || alerts[i]);
+                        });
+                        qb.push(" WHERE 1 = 1");
+                        push_in(&mut qb, "id", chunk.iter().map(|&i| touched[i].id));
+                        qb.build().execute(&mut **tx).await.map_err(read_err("incident"))?;
+                    }
+                    // Alert jobs of the batch, in the order of the touches.
+                    let created_at = to_micros(now());
+                    let due: Vec<usize> = (0..touched.len()).filter(|&i| alerts[i]).collect();
+                    for chunk in due.chunks(EVENT_CHUNK) {
+                        let mut qb = Qb::new(
+                            "INSERT INTO jobs (kind, payload, state, attempts, max_attempts, run_at, \
+                             created_at) ",
+                        );
+                        qb.push_values(chunk, |mut b, &i| {
+                            let run_at = touched[i]
                                 .last_alert_at
                                 .map_or(now_us, |t| t.saturating_add(interval_us).max(now_us));
-                            Self::enqueue_in(
-                                tx,
-                                ALERT_JOB,
-                                serde_json::json!({ "incident_id": id }),
-                                due,
-                                ALERT_ATTEMPTS,
-                            )
-                            .await?;
+                            b.push_bind(ALERT_JOB)
+                                .push_bind(json(&serde_json::json!({ "incident_id": ids[i] })))
+                                .push("'queued'")
+                                .push("0")
+                                .push_bind(ALERT_ATTEMPTS)
+                                .push_bind(run_at)
+                                .push_bind(created_at);
+                        });
+                        qb.build().execute(&mut **tx).await.map_err(read_err("job"))?;
+                    }
+                    let mut joins: Vec<Option<i64>> = vec![None; count];
+                    let mut out = Vec::with_capacity(touched.len());
+                    for (i, inc) in touched.iter().enumerate() {
+                        for &idx in &inc.events {
+                            if let Some(slot) = joins.get_mut(idx) {
+                                *slot = Some(ids[i]);
+                            }
                         }
                         out.push(IncidentTouch {
-                            id: IncidentId(id),
-                            created,
-                            events: n as u64,
-                            alert_enqueued: alert,
+                            id: IncidentId(ids[i]),
+                            created: inc.id == 0,
+                            events: inc.events.len() as u64,
+                            alert_enqueued: alerts[i],
                         });
                     }
-                    Ok(out)
+                    Ok((out, joins))
                 }
 
                 /// Sensor counts of incidents (distinct sensors among their events).

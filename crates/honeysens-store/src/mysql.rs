@@ -1,8 +1,7 @@
 //! The MySQL / MariaDB store (MariaDB ≥ 10.6 or MySQL ≥ 8.0 for `SKIP LOCKED`).
 
+use crate::imp::EventIn;
 use honeysens_core::Result;
-use honeysens_core::ids::DivisionId;
-use honeysens_core::model::{EventStatus, NewEvent};
 use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{Executor, MySql, MySqlPool, QueryBuilder, Transaction};
 use std::str::FromStr;
@@ -67,6 +66,14 @@ impl MySqlStore {
         &self.pool
     }
 
+    /// Behaves as on MySQL 8 (no `INSERT … RETURNING`) even on MariaDB, so tests on MariaDB
+    /// cover that path too.
+    #[doc(hidden)]
+    pub fn without_returning(mut self) -> Self {
+        self.returning = false;
+        self
+    }
+
     pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
     /// Locks (creating if missing) `incident_sources` rows: the upsert takes a row lock even
     /// when nothing changes.
@@ -98,6 +105,11 @@ impl MySqlStore {
         Ok(i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX))
     }
 
+    /// Whether a multi-row `INSERT … RETURNING` is available (MariaDB ≥ 10.5, not MySQL 8).
+    pub(crate) fn returning_rows(&self) -> bool {
+        self.returning
+    }
+
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, MySql>, sqlx::Error> {
         self.pool.begin().await
     }
@@ -109,7 +121,7 @@ impl MySqlStore {
     pub(crate) async fn insert_event_chunk(
         &self,
         tx: &mut Transaction<'static, MySql>,
-        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        chunk: &[EventIn<'_>],
         received_at: i64,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         if self.returning {
@@ -130,14 +142,14 @@ impl MySqlStore {
     /// absorbed by the no-op `ON DUPLICATE KEY`), then read back the ids this statement created.
     async fn insert_event_chunk_checked(
         tx: &mut Transaction<'static, MySql>,
-        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        chunk: &[EventIn<'_>],
         received_at: i64,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         let err = crate::error::write_err("event", "sensor");
         let mut qb = QueryBuilder::<MySql>::new("SELECT uid FROM events WHERE uid IN (");
         {
             let mut sep = qb.separated(", ");
-            for e in chunk {
+            for (e, _) in chunk {
                 sep.push_bind(e.0.data.uid.as_bytes().to_vec());
             }
         }
@@ -149,10 +161,10 @@ impl MySqlStore {
             .map_err(&err)?;
         let existing: std::collections::HashSet<Vec<u8>> =
             existing.into_iter().map(|r| r.0).collect();
-        let fresh: Vec<&(NewEvent, DivisionId, EventStatus)> = chunk
+        let fresh: Vec<EventIn<'_>> = chunk
             .iter()
             .copied()
-            .filter(|e| !existing.contains(e.0.data.uid.as_bytes().as_slice()))
+            .filter(|(e, _)| !existing.contains(e.0.data.uid.as_bytes().as_slice()))
             .collect();
         if fresh.is_empty() {
             return Ok(Vec::new());
@@ -165,7 +177,7 @@ impl MySqlStore {
         qb.push_bind(first).push(" AND uid IN (");
         {
             let mut sep = qb.separated(", ");
-            for e in &fresh {
+            for (e, _) in &fresh {
                 sep.push_bind(e.0.data.uid.as_bytes().to_vec());
             }
         }

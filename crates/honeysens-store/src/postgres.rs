@@ -1,8 +1,7 @@
 //! The PostgreSQL store.
 
+use crate::imp::EventIn;
 use honeysens_core::Result;
-use honeysens_core::ids::DivisionId;
-use honeysens_core::model::{EventStatus, NewEvent};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
@@ -88,6 +87,11 @@ impl PostgresStore {
         q.fetch_one(ex).await?.try_get(0)
     }
 
+    /// Whether a multi-row `INSERT … RETURNING` is available.
+    pub(crate) fn returning_rows(&self) -> bool {
+        true
+    }
+
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
@@ -95,7 +99,7 @@ impl PostgresStore {
     pub(crate) async fn insert_event_chunk(
         &self,
         tx: &mut Transaction<'static, Postgres>,
-        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        chunk: &[EventIn<'_>],
         received_at: i64,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         let mut qb = Self::event_insert_builder(chunk, received_at);

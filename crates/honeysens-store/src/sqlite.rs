@@ -1,9 +1,8 @@
 //! The embedded SQLite store: WAL journal, busy timeout, one writer at a time.
 
 use crate::imp::EVENT_CHUNK;
+use crate::imp::EventIn;
 use honeysens_core::Result;
-use honeysens_core::ids::DivisionId;
-use honeysens_core::model::{EventStatus, NewEvent};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -158,6 +157,11 @@ impl SqliteStore {
 
     /// `BEGIN IMMEDIATE` takes the write lock up front, so two writers wait for each other
     /// (busy timeout) instead of failing when a read lock cannot be upgraded.
+    /// Whether a multi-row `INSERT … RETURNING` is available.
+    pub(crate) fn returning_rows(&self) -> bool {
+        true
+    }
+
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
@@ -167,7 +171,7 @@ impl SqliteStore {
     pub(crate) async fn insert_event_chunk(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
-        chunk: &[&(NewEvent, DivisionId, EventStatus)],
+        chunk: &[EventIn<'_>],
         received_at: i64,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         debug_assert!(chunk.len() <= EVENT_CHUNK);

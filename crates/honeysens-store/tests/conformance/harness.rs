@@ -82,6 +82,15 @@ impl TestDb {
     }
 
     pub async fn mysql() -> Option<TestDb> {
+        Self::mysql_with(false).await
+    }
+
+    /// MariaDB used as MySQL 8 would be: without `INSERT … RETURNING`.
+    pub async fn mysql_no_returning() -> Option<TestDb> {
+        Self::mysql_with(true).await
+    }
+
+    async fn mysql_with(no_returning: bool) -> Option<TestDb> {
         let admin = url_for("MYSQL")?;
         let name = unique_name();
         let mut conn = sqlx::MySqlConnection::connect(&admin)
@@ -94,9 +103,19 @@ impl TestDb {
         .await
         .expect("create database");
         conn.close().await.ok();
-        let store = honeysens_store::open(&with_database(&admin, &name), &OpenOptions::default())
-            .await
-            .expect("open mysql");
+        let url = with_database(&admin, &name);
+        let store: Arc<dyn Store> = if no_returning {
+            let store = honeysens_store::MySqlStore::connect(&url, 8)
+                .await
+                .expect("open mysql")
+                .without_returning();
+            store.migrate().await.expect("migrate mysql");
+            Arc::new(store)
+        } else {
+            honeysens_store::open(&url, &OpenOptions::default())
+                .await
+                .expect("open mysql")
+        };
         Some(TestDb {
             store,
             cleanup: Cleanup::MySql { admin, name },

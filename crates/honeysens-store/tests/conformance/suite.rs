@@ -2699,6 +2699,68 @@ pub async fn incidents_concurrent_ingest(s: S) {
     assert_eq!(jobs_of(&all_jobs(&s).await, ALERT_JOB).len(), 1);
 }
 
+/// The same upload sent by several workers at once (a sensor retrying a slow upload): each
+/// event is stored once and counted once by its incident, whoever wins the race.
+pub async fn incidents_concurrent_duplicate_uploads(s: S) {
+    let d = division(&s, "d").await;
+    let s1 = sensor(&s, d, "s1").await;
+    let t0 = to_micros(now()) - 30 * MIN;
+    let sources = ["203.0.113.60", "203.0.113.61", "198.51.100.62"];
+    let batch: Vec<_> = (0..30i64)
+        .map(|i| {
+            let a = sources[(i % 3) as usize];
+            (event(s1, t0 + i, a, 22), d, EventStatus::New)
+        })
+        .collect();
+    let batch = Arc::new(batch);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let s = s.clone();
+        let batch = batch.clone();
+        tasks.push(tokio::spawn(async move {
+            s.ingest_events(&batch, &opts(60, true, false))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut stored = Vec::new();
+    let mut duplicates = 0;
+    let mut touched = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.inserted.len() + r.duplicates.len(), 30, "{r:?}");
+        assert_eq!(
+            r.incidents.iter().map(|t| t.events).sum::<u64>(),
+            r.inserted.len() as u64
+        );
+        touched += r.incidents.len();
+        duplicates += r.duplicates.len();
+        stored.extend(r.inserted);
+    }
+    assert_eq!(stored.len(), 30, "every event stored exactly once");
+    assert_eq!(duplicates, 5 * 30);
+    let uids: HashSet<Uuid> = stored.iter().map(|(u, _)| *u).collect();
+    assert_eq!(uids.len(), 30);
+    assert!(touched >= 3);
+    let page = s
+        .list_incidents(&IncidentQuery::default(), &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3, "{:?}", page.items);
+    for inc in &page.items {
+        assert_eq!((inc.event_count, inc.sensor_count), (10, 1), "{inc:?}");
+        let n = s
+            .count_events(&EventQuery {
+                incident: Some(inc.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 10);
+    }
+    assert_eq!(jobs_of(&all_jobs(&s).await, ALERT_JOB).len(), 3);
+}
+
 pub async fn incidents_list_update_prune(s: S) {
     let d1 = division(&s, "d1").await;
     let d2 = division(&s, "d2").await;
