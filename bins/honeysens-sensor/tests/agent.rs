@@ -3,7 +3,7 @@
 //! kill -9 with events spooled, server outages — every event arrives exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use honeysens_core::model::{EventQuery, PageRequest, SensorSpec, ServiceState};
+use honeysens_core::model::{EventQuery, PageRequest, SensorSpec};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -645,19 +645,7 @@ async fn process_runtime_runs_a_built_in_honeypot_without_docker() {
         state: state.clone(),
     };
     // The service reports running in a status poll.
-    wait_until("ssh running", Duration::from_secs(30), || async {
-        admin
-            .sensor_status(id, None)
-            .await
-            .unwrap()
-            .first()
-            .is_some_and(|r| {
-                r.services
-                    .iter()
-                    .any(|s| s.name == "ssh" && s.state == ServiceState::Running)
-            })
-    })
-    .await;
+    srv.wait_service_running(&admin, id, "ssh").await;
     // A client announcing its version and leaving: an ssh.connect event on the server.
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"SSH-2.0-agent-test\r\n").unwrap();

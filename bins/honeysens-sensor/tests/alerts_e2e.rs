@@ -20,8 +20,7 @@ mod receivers;
 
 use common::{Srv, wait_until};
 use honeysens_core::model::{
-    ContactSpec, ContactTarget, NotifyOn, ServiceState, Settings, SmtpSecurity, SyslogFormat,
-    SyslogTransport,
+    ContactSpec, ContactTarget, NotifyOn, Settings, SmtpSecurity, SyslogFormat, SyslogTransport,
 };
 use receivers::{Rsyslog, spawn_ready};
 use serde_json::Value;
@@ -237,19 +236,7 @@ async fn attack_raises_mail_webhook_and_syslog() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    wait_until("ssh running", Duration::from_secs(30), || async {
-        admin
-            .sensor_status(id, None)
-            .await
-            .unwrap()
-            .first()
-            .is_some_and(|r| {
-                r.services
-                    .iter()
-                    .any(|s| s.name == "ssh" && s.state == ServiceState::Running)
-            })
-    })
-    .await;
+    srv.wait_service_running(&admin, id, "ssh").await;
 
     // The attacks: each from its own address, so each is a new incident alerted at once.
     let mut latencies = Vec::new();

@@ -201,6 +201,33 @@ impl Srv {
         port
     }
 
+    /// Waits until the sensor's latest status report shows `service` running.
+    pub async fn wait_service_running(
+        &self,
+        admin: &ManagementClient,
+        sensor: SensorId,
+        service: &str,
+    ) {
+        wait_until(
+            &format!("{service} running"),
+            Duration::from_secs(30),
+            || async {
+                admin
+                    .sensor_status(sensor, None)
+                    .await
+                    .unwrap()
+                    .first()
+                    .is_some_and(|r| {
+                        r.services.iter().any(|s| {
+                            s.name == service
+                                && s.state == honeysens_core::model::ServiceState::Running
+                        })
+                    })
+            },
+        )
+        .await;
+    }
+
     pub async fn event_uids(&self, sensor: SensorId) -> Vec<uuid::Uuid> {
         let query = EventQuery {
             sensors: vec![sensor],
