@@ -642,6 +642,9 @@ async fn storm_is_one_alert_and_failed_deliveries_are_retried_on_their_own() {
     };
     let retry = of(unavailable.id);
     assert_eq!((retry.state, retry.attempts), (JobState::Queued, 1));
+    // The delivery id is the job's, so the retry will carry the same one.
+    let sent = hooks.iter().find(|h| h["path"] == "/status/503").unwrap();
+    assert_eq!(sent["delivery"], retry.payload["delivery"]);
     assert!(
         retry.last_error.as_deref().unwrap().contains("503"),
         "{retry:?}"

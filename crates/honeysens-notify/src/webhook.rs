@@ -32,12 +32,26 @@ impl WebhookClient {
         Ok(WebhookClient { http })
     }
 
-    /// Delivers `msg` to `url`, signed with `secret` when given. Retrying is up to the caller.
+    /// Delivers `msg` to `url`, signed with `secret` when given, under a fresh delivery id.
+    /// Retrying is up to the caller.
     pub async fn post(
         &self,
         url: &str,
         secret: Option<&str>,
         msg: &Message,
+    ) -> Result<(), DeliveryError> {
+        self.post_delivery(url, secret, msg, uuid::Uuid::new_v4())
+            .await
+    }
+
+    /// Like [`WebhookClient::post`] with the caller's `X-HoneySens-Delivery` id: a caller that
+    /// retries passes the same id every time, so receivers can drop repeats.
+    pub async fn post_delivery(
+        &self,
+        url: &str,
+        secret: Option<&str>,
+        msg: &Message,
+        delivery: uuid::Uuid,
     ) -> Result<(), DeliveryError> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| DeliveryError::Address(format!("{url:?}: {e}")))?;
@@ -51,7 +65,7 @@ impl WebhookClient {
             .post(parsed)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-HoneySens-Event", msg.kind())
-            .header("X-HoneySens-Delivery", uuid::Uuid::new_v4().to_string())
+            .header("X-HoneySens-Delivery", delivery.to_string())
             .header("X-HoneySens-Timestamp", &timestamp);
         if let Some(secret) = secret {
             req = req.header(SIGNATURE_HEADER, signature(secret, &timestamp, &body));

@@ -66,6 +66,9 @@ pub struct WebhookJob {
     pub contact_id: ContactId,
     /// The message (its JSON is the request body).
     pub message: Message,
+    /// `X-HoneySens-Delivery`: the same on every attempt, so receivers can drop repeats.
+    #[serde(default = "uuid::Uuid::new_v4")]
+    pub delivery: uuid::Uuid,
 }
 
 /// Why a job failed.
@@ -244,7 +247,7 @@ impl Worker {
                 };
                 Ok(self
                     .webhook
-                    .post(url, secret.as_deref(), &p.message)
+                    .post_delivery(url, secret.as_deref(), &p.message, p.delivery)
                     .await?)
             }
             SUMMARY_JOB => {
@@ -507,6 +510,7 @@ pub async fn notify_contacts(
                 &WebhookJob {
                     contact_id: c.id,
                     message: msg.clone(),
+                    delivery: uuid::Uuid::new_v4(),
                 },
                 settings,
             )),
