@@ -8,12 +8,37 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Executor, Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// A [`honeysens_core::Store`] on SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    gate: Arc<CheckpointGate>,
+}
+
+/// Lets the checkpointer's RESTART in between write transactions: SQLite's busy handler polls
+/// with sleeps, so under back-to-back transactions it would never find the write lock free.
+/// While a RESTART is wanted, [`SqliteStore::begin_write`] waits (at most `GATE_WAIT`).
+#[derive(Debug, Default)]
+struct CheckpointGate {
+    wanted: AtomicBool,
+    done: Notify,
+}
+
+impl CheckpointGate {
+    async fn pass(&self) {
+        if self.wanted.load(Ordering::Acquire) {
+            // Created before the second check, so a `notify_waiters` in between still counts.
+            let done = self.done.notified();
+            if self.wanted.load(Ordering::Acquire) {
+                let _ = tokio::time::timeout(GATE_WAIT, done).await;
+            }
+        }
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,15 +61,31 @@ fn create_private(_path: &std::path::Path) -> std::io::Result<()> {
 
 /// How often the background task moves the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-/// WAL size (in pages, 4 KiB each) beyond which the checkpointer waits for readers.
-const WAL_LIMIT_FRAMES: i64 = 256 * 1024;
+/// WAL size (in pages, 4 KiB each) beyond which the checkpointer briefly holds writers off so
+/// the WAL can start over (32 MiB).
+const WAL_RESTART_FRAMES: i64 = 8 * 1024;
+/// How long a RESTART checkpoint may hold writers off waiting for readers.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// Longest a write transaction waits for a wanted RESTART checkpoint.
+const GATE_WAIT: Duration = Duration::from_millis(500);
+/// Ticks between RESTART attempts while readers keep the WAL in use (5 s).
+const RESTART_HOLD_OFF: u32 = 10;
+/// How long a statement waits for a lock before it fails with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Checkpoints the WAL in the background until the pool closes. PASSIVE never waits for (or
-/// blocks) readers and writers; the WAL is reused from its start once a checkpoint caught up,
-/// so it stays as large as about one period of writes.
-async fn checkpointer(pool: SqlitePool) {
+/// Checkpoints the WAL in the background until the pool closes. PASSIVE copies pages back
+/// without waiting for (or blocking) readers and writers. Under a steady stream of commits it
+/// never catches up with the last one, and SQLite only reuses the WAL from its start after a
+/// checkpoint that did, so the WAL would grow without bound (1.4 GB for an 86 MB database in
+/// `pipeline_ingest`). Past `WAL_RESTART_FRAMES` a RESTART
+/// checkpoint therefore copies the few remaining frames while new write transactions wait at
+/// the [`CheckpointGate`] and lets the next commit start the WAL over; `journal_size_limit` then trims
+/// the file. While a long read keeps the WAL in use, RESTART is retried only every few seconds.
+async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Ticks to wait before the next RESTART attempt.
+    let mut hold_off = 0u32;
     loop {
         tick.tick().await;
         if pool.is_closed() {
@@ -55,14 +96,21 @@ async fn checkpointer(pool: SqlitePool) {
             .fetch_one(&pool)
             .await
         {
-            // Long-lived readers kept a huge WAL from being copied back: wait for them once
-            // (busy timeout) rather than let the file grow without bound.
-            Ok((_, log, done)) if log > WAL_LIMIT_FRAMES && done < log => {
-                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&pool)
-                    .await;
+            Ok((_, log, _)) if log > WAL_RESTART_FRAMES && hold_off == 0 => {
+                gate.wanted.store(true, Ordering::Release);
+                let restarted = restart_wal(&pool).await;
+                gate.wanted.store(false, Ordering::Release);
+                gate.done.notify_waiters();
+                match restarted {
+                    Ok(true) => {}
+                    Ok(false) => hold_off = RESTART_HOLD_OFF,
+                    Err(e) => {
+                        hold_off = RESTART_HOLD_OFF;
+                        tracing::debug!(error = %e, "WAL restart checkpoint failed");
+                    }
+                }
             }
-            Ok(_) => {}
+            Ok(_) => hold_off = hold_off.saturating_sub(1),
             Err(e) => {
                 if pool.is_closed() {
                     return;
@@ -71,6 +119,30 @@ async fn checkpointer(pool: SqlitePool) {
             }
         }
     }
+}
+
+/// A RESTART checkpoint that gives up after `RESTART_WAIT` (while it waits for readers to leave
+/// the WAL it holds writers off, so a long read must not stall ingest for the whole busy
+/// timeout). `Ok(false)`: readers were still using the WAL.
+async fn restart_wal(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let set_timeout =
+        |d: Duration| AssertSqlSafe(format!("PRAGMA busy_timeout = {}", d.as_millis()));
+    sqlx::query(set_timeout(RESTART_WAIT))
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *conn)
+        .await;
+    if let Err(e) = sqlx::query(set_timeout(BUSY_TIMEOUT))
+        .execute(&mut *conn)
+        .await
+    {
+        // Never hand a connection with the short timeout back to the pool.
+        conn.close_on_drop();
+        return Err(e);
+    }
+    Ok(done?.0 == 0)
 }
 
 impl SqliteStore {
@@ -90,13 +162,17 @@ impl SqliteStore {
             // NORMAL is durable under WAL except for the last transactions on power loss;
             // sensors keep their spool until the upload is acknowledged, so nothing is lost.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             // 64 MiB page cache per connection (default 2 MiB): the event indexes of a busy
             // server stay in memory, which keeps bulk inserts fast as the table grows.
             .pragma("cache_size", "-65536")
             // No checkpoint inside a writer's commit: on a busy server that is where most of an
             // insert's time went. A background task checkpoints instead (see below).
             .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", "67108864")
+            // Statement journals (multi-row inserts that may need a partial rollback) in
+            // memory rather than temporary files.
+            .pragma("temp_store", "memory")
             .foreign_keys(true);
         // An in-memory database exists per connection: share one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -116,10 +192,11 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(crate::OpenError::Connect)?;
+        let gate = Arc::new(CheckpointGate::default());
         if !in_memory {
-            tokio::spawn(checkpointer(pool.clone()));
+            tokio::spawn(checkpointer(pool.clone(), gate.clone()));
         }
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, gate })
     }
 
     /// The underlying pool, for tools and benchmarks.
@@ -163,6 +240,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.gate.pass().await;
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
