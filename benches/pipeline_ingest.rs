@@ -12,7 +12,10 @@
 //!
 //! Two source distributions: **uniform** (sources random in 10.0.0.0/8, so nearly every event
 //! opens its own incident and alert job — the worst case) and **skewed** (95 % of events from
-//! 100 scanning hosts, the rest uniform — closer to a real network).
+//! 100 scanning hosts, the rest uniform — closer to a real network). Two delay models: events
+//! reach the server **prompt**ly as the agent uploads them (within 2 s, 1 % up to 5 minutes
+//! late), or **scattered** uniformly over the last 60 s, so every batch lands all over the time
+//! indexes (`(ts, id)` and its division/sensor variants) — the worst case.
 //!
 //! Environment: `HONEYSENS_TEST_POSTGRES_URL`, `HONEYSENS_TEST_MYSQL_URL` (backends without a URL
 //! are skipped), `HONEYSENS_BENCH_PIPELINE_EVENTS` (events per repetition, default 20000).
@@ -65,9 +68,28 @@ impl Sources {
     }
 }
 
+/// How late events reach the server.
+#[derive(Clone, Copy)]
+enum Delays {
+    /// As the agent uploads: within 2 s, one in a hundred up to 5 minutes late.
+    Prompt,
+    /// Uniform up to 60 s: every batch scatters over the time indexes (worst case).
+    Scattered,
+}
+
+impl Delays {
+    fn name(self) -> &'static str {
+        match self {
+            Delays::Prompt => "prompt",
+            Delays::Scattered => "scattered 0–60 s",
+        }
+    }
+}
+
 struct Row {
     kind: Kind,
     sources: Sources,
+    delays: Delays,
     events: usize,
     rates: Vec<f64>,
     plain: Vec<f64>,
@@ -83,10 +105,15 @@ async fn run() -> Res<()> {
     );
     let mut rows = Vec::new();
     let mut failed = Vec::new();
-    for sources in [Sources::Skewed, Sources::Uniform] {
+    let cases = [
+        (Sources::Skewed, Delays::Prompt),
+        (Sources::Uniform, Delays::Prompt),
+        (Sources::Uniform, Delays::Scattered),
+    ];
+    for (sources, delays) in cases {
         for kind in Kind::ALL {
             match with_bench_db(kind, async |db| {
-                measure(db.url.clone(), kind, sources, events).await
+                measure(db.url.clone(), kind, sources, delays, events).await
             })
             .await
             {
@@ -106,6 +133,7 @@ async fn run() -> Res<()> {
             vec![
                 r.kind.name().to_owned(),
                 r.sources.name().to_owned(),
+                r.delays.name().to_owned(),
                 thousands(r.events as f64),
                 thousands(median(&r.rates)),
                 format!("{}–{}", thousands(lo), thousands(hi)),
@@ -125,6 +153,7 @@ async fn run() -> Res<()> {
             &[
                 "Backend",
                 "Sources",
+                "Upload delays",
                 "Events/rep",
                 "Full path ev/s (median)",
                 "min–max",
@@ -152,9 +181,15 @@ async fn upload(
         .map_err(|e| format!("{}: {}", e.code, e.message).into())
 }
 
-async fn measure(url: String, kind: Kind, sources: Sources, events: usize) -> Res<Row> {
+async fn measure(
+    url: String,
+    kind: Kind,
+    sources: Sources,
+    delays: Delays,
+    events: usize,
+) -> Res<Row> {
     let store = honeysens_store::open(&url, &Default::default()).await?;
-    let result = measure_store(store.clone(), kind, sources, events).await;
+    let result = measure_store(store.clone(), kind, sources, delays, events).await;
     store.close().await;
     result
 }
@@ -163,9 +198,10 @@ async fn measure_store(
     store: Arc<dyn honeysens_core::Store>,
     kind: Kind,
     sources: Sources,
+    delays: Delays,
     events: usize,
 ) -> Res<Row> {
-    let name = format!("{} {}", kind.name(), sources.name());
+    let name = format!("{} {} {}", kind.name(), sources.name(), delays.name());
     let fleet = create_fleet(store.as_ref(), 1, 20).await?;
     self_check(&fleet)?;
     let (sensor_id, division) = fleet.sensors[0];
@@ -232,7 +268,10 @@ async fn measure_store(
         method: AuthMethod::InProcess,
         sensor: store.get_sensor(sensor_id).await?,
     };
-    let mut generator = EventGen::live(SEED, &fleet);
+    let mut generator = match delays {
+        Delays::Prompt => EventGen::live(SEED, &fleet),
+        Delays::Scattered => EventGen::live_scattered(SEED, &fleet, Duration::from_secs(60)),
+    };
     let mut rng = SmallRng::seed_from_u64(SEED);
     let scanners: Vec<IpAddr> = (0..100u32)
         .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a63_0000 + i)))
@@ -323,6 +362,7 @@ async fn measure_store(
     Ok(Row {
         kind,
         sources,
+        delays,
         events,
         rates,
         plain,

@@ -636,8 +636,13 @@ const PATHS: &[&str] = &[
 
 /// Where event timestamps come from.
 enum Clock {
-    /// Live traffic: the current time minus an upload delay of up to `max_delay_us`.
-    Live { max_delay_us: i64 },
+    /// Live traffic: the current time minus an upload delay, uniform in `0..=prompt_us`, except
+    /// for one event in `late_every` (if not 0), whose delay is uniform in `0..=late_us`.
+    Live {
+        prompt_us: i64,
+        late_every: u32,
+        late_us: i64,
+    },
     /// A history of `total` events arriving in time order, evenly over `[start, start + span)`
     /// with a jitter of up to `jitter_us` (late uploads); `next` counts generated events.
     History {
@@ -663,15 +668,40 @@ fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
 }
 
 impl EventGen {
-    /// Live events of `fleet`'s sensors, status `new`: each timestamped when generated, minus an
-    /// upload delay of up to one minute.
+    /// Live events of `fleet`'s sensors, status `new`, timestamped when generated minus an
+    /// upload delay as the agent has it: up to 2 s (it uploads as events come), and one event in
+    /// a hundred up to 5 minutes late (replayed from the spool after an outage).
     pub fn live(seed: u64, fleet: &Fleet) -> EventGen {
+        EventGen::with_clock(
+            seed,
+            fleet,
+            Clock::Live {
+                prompt_us: 2_000_000,
+                late_every: 100,
+                late_us: 300_000_000,
+            },
+        )
+    }
+
+    /// Like [`EventGen::live`], but every delay uniform in `0..=max_delay`: a worst case in
+    /// which each batch's timestamps scatter over the time indexes' whole recent range.
+    pub fn live_scattered(seed: u64, fleet: &Fleet, max_delay: std::time::Duration) -> EventGen {
+        EventGen::with_clock(
+            seed,
+            fleet,
+            Clock::Live {
+                prompt_us: i64::try_from(max_delay.as_micros()).unwrap_or(i64::MAX / 4),
+                late_every: 0,
+                late_us: 0,
+            },
+        )
+    }
+
+    fn with_clock(seed: u64, fleet: &Fleet, clock: Clock) -> EventGen {
         EventGen {
             rng: SmallRng::seed_from_u64(seed),
             sensors: fleet.sensors.clone(),
-            clock: Clock::Live {
-                max_delay_us: 60_000_000,
-            },
+            clock,
             mixed_status: false,
         }
     }
@@ -703,8 +733,14 @@ impl EventGen {
 
     fn timestamp(&mut self) -> Timestamp {
         match &mut self.clock {
-            Clock::Live { max_delay_us } => {
-                from_micros(to_micros(now()) - self.rng.random_range(0..=*max_delay_us))
+            Clock::Live {
+                prompt_us,
+                late_every,
+                late_us,
+            } => {
+                let late = *late_every > 0 && self.rng.random_range(0..*late_every) == 0;
+                let max = if late { *late_us } else { *prompt_us };
+                from_micros(to_micros(now()) - self.rng.random_range(0..=max))
             }
             Clock::History {
                 start_us,
