@@ -516,8 +516,8 @@ async fn weekly_summary_and_ca_warning_are_scheduled_once() {
         .into_iter()
         .filter(|h| h["event"] == "summary")
         .collect();
-    // This run's week: one summary with the three events (the server's own scheduler may have
-    // sent the current week's, which holds none of them).
+    // This run's week: one summary with the three events (the server's own scheduler sends
+    // none for the week before its installation).
     let ours: Vec<&Value> = summaries
         .iter()
         .filter(|h| h["body"]["stats"]["total"] == 3)

@@ -409,3 +409,41 @@ async fn a_source_on_two_sensors_is_recorded_as_one_network_scan() {
     assert_eq!(events(&srv, scans).await.len(), 1);
     srv.stop().await;
 }
+
+/// A fresh server has no week to summarise: the first weekly summary is the one for the week
+/// it was installed in, due the next Monday; scheduling it again enqueues nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_weekly_summary_covers_the_week_of_installation() {
+    use honeysens_http::pipeline::worker::SUMMARY_JOB;
+    let srv = quiet_server().await;
+    let summaries = || async {
+        srv.store
+            .claim_jobs(
+                "test",
+                Some(&[SUMMARY_JOB.to_owned()]),
+                10,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+    };
+    let at = now();
+    heartbeat::schedule(&srv.state, at).await.unwrap();
+    assert!(
+        summaries().await.is_empty(),
+        "a summary of the week before installation"
+    );
+    let next_week = at + chrono::Duration::days(7);
+    heartbeat::schedule(&srv.state, next_week).await.unwrap();
+    heartbeat::schedule(&srv.state, next_week).await.unwrap();
+    let jobs = summaries().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let (due, _) = heartbeat::summary_slot(next_week);
+    let from: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(jobs[0].payload["from"].clone()).unwrap();
+    let until: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(jobs[0].payload["until"].clone()).unwrap();
+    assert_eq!(until, due);
+    assert!(from <= at && at < until, "{from} .. {until} must hold {at}");
+    srv.stop().await;
+}

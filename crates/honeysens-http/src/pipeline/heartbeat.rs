@@ -67,20 +67,25 @@ pub fn summary_slot(at: Timestamp) -> (Timestamp, String) {
     (due, format!("{}-W{:02}", week.year(), week.week()))
 }
 
-/// Enqueues the weekly summary and CA expiry warnings when due, once across replicas.
+/// Enqueues the weekly summary and CA expiry warnings when due, once across replicas. A summary
+/// covers the week before its Monday; a week that ended before the server's CA was made (its
+/// installation) has none, so a fresh server does not report last week right away.
 pub async fn schedule(st: &AppState, at: Timestamp) -> honeysens_core::Result<()> {
     let (due, week) = summary_slot(at);
-    let payload = serde_json::json!({ "from": due - chrono::Duration::days(7), "until": due });
-    let job = honeysens_core::model::NewJob::now(super::worker::SUMMARY_JOB, payload);
-    if st
-        .store
-        .enqueue_job_once(&job, &format!("{}:{week}", super::worker::SUMMARY_JOB))
-        .await?
-        .is_some()
-    {
-        st.pipeline.wake.notify_one();
+    let ca = honeysens_core::pki::inspect(st.ca.cert_der()).ok();
+    if ca.as_ref().is_none_or(|info| info.not_before < due) {
+        let payload = serde_json::json!({ "from": due - chrono::Duration::days(7), "until": due });
+        let job = honeysens_core::model::NewJob::now(super::worker::SUMMARY_JOB, payload);
+        if st
+            .store
+            .enqueue_job_once(&job, &format!("{}:{week}", super::worker::SUMMARY_JOB))
+            .await?
+            .is_some()
+        {
+            st.pipeline.wake.notify_one();
+        }
     }
-    if let Ok(info) = honeysens_core::pki::inspect(st.ca.cert_der()) {
+    if let Some(info) = ca {
         let days_left = (info.not_after - at).num_days();
         if days_left <= CA_WARN_DAYS {
             let payload =
