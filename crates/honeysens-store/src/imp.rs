@@ -303,6 +303,31 @@ macro_rules! impl_store {
                 }
             }
 
+            /// Appends the keyset condition after `page.after` and `ORDER BY time, id LIMIT
+            /// limit + 1` (one more row tells whether there is a next page); `time` is the
+            /// microsecond column the cursor's timestamp refers to.
+            fn push_keyset_page(qb: &mut Qb, time: &str, page: &PageRequest) {
+                let (cmp, dir) = match page.order {
+                    SortOrder::Desc => ("<", "DESC"),
+                    SortOrder::Asc => (">", "ASC"),
+                };
+                if let Some(after) = page.after {
+                    // `t <= x AND (t < x OR id < y)`: same rows as `(t, id) < (x, y)`, but every
+                    // engine turns the first conjunct into an index range.
+                    let t = to_micros(after.timestamp);
+                    let eq = if cmp == "<" { "<=" } else { ">=" };
+                    qb.push(format_args!(" AND {time} {eq} "))
+                        .push_bind(t)
+                        .push(format_args!(" AND ({time} {cmp} "))
+                        .push_bind(t)
+                        .push(format_args!(" OR id {cmp} "))
+                        .push_bind(after.id.0)
+                        .push(")");
+                }
+                qb.push(format_args!(" ORDER BY {time} {dir}, id {dir} LIMIT "))
+                    .push_bind(i64::from(page.limit) + 1);
+            }
+
             fn push_selection(qb: &mut Qb, sel: &EventSelection) {
                 if let Some(ids) = &sel.ids {
                     push_in(qb, "id", ids.iter().map(|i| i.0));
@@ -1746,25 +1771,7 @@ macro_rules! impl_store {
                     page.validate()?;
                     let mut qb = Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
                     push_event_conditions(&mut qb, query);
-                    let (cmp, dir) = match page.order {
-                        SortOrder::Desc => ("<", "DESC"),
-                        SortOrder::Asc => (">", "ASC"),
-                    };
-                    if let Some(after) = page.after {
-                        // `ts <= x AND (ts < x OR id < y)`: same rows as `(ts, id) < (x, y)`, but
-                        // every engine turns the first conjunct into an index range.
-                        let ts = to_micros(after.timestamp);
-                        let eq = if cmp == "<" { "<=" } else { ">=" };
-                        qb.push(format_args!(" AND ts {eq} "))
-                            .push_bind(ts)
-                            .push(format_args!(" AND (ts {cmp} "))
-                            .push_bind(ts)
-                            .push(format_args!(" OR id {cmp} "))
-                            .push_bind(after.id.0)
-                            .push(")");
-                    }
-                    qb.push(format_args!(" ORDER BY ts {dir}, id {dir} LIMIT "))
-                        .push_bind(i64::from(page.limit) + 1);
+                    push_keyset_page(&mut qb, "ts", page);
                     let rows: Vec<EventRow> = qb
                         .build_query_as()
                         .fetch_all(&self.pool)
@@ -2028,24 +2035,7 @@ macro_rules! impl_store {
                     page.validate()?;
                     let mut qb = Qb::new(format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"));
                     push_incident_conditions(&mut qb, query);
-                    let (cmp, dir) = match page.order {
-                        SortOrder::Desc => ("<", "DESC"),
-                        SortOrder::Asc => (">", "ASC"),
-                    };
-                    if let Some(after) = page.after {
-                        // Same shape as the event listing: an index range on the first column.
-                        let ts = to_micros(after.timestamp);
-                        let eq = if cmp == "<" { "<=" } else { ">=" };
-                        qb.push(format_args!(" AND last_seen {eq} "))
-                            .push_bind(ts)
-                            .push(format_args!(" AND (last_seen {cmp} "))
-                            .push_bind(ts)
-                            .push(format_args!(" OR id {cmp} "))
-                            .push_bind(after.id.0)
-                            .push(")");
-                    }
-                    qb.push(format_args!(" ORDER BY last_seen {dir}, id {dir} LIMIT "))
-                        .push_bind(i64::from(page.limit) + 1);
+                    push_keyset_page(&mut qb, "last_seen", page);
                     let mut rows: Vec<IncidentRow> = qb
                         .build_query_as()
                         .fetch_all(&self.pool)

@@ -52,18 +52,7 @@ async fn visible_contact(st: &AppState, p: &Principal, id: ContactId) -> Result<
 /// target is a member of that division (so nobody mails people of other divisions).
 async fn check_spec(st: &AppState, p: &Principal, spec: &ContactSpec) -> Result<(), ApiError> {
     spec.validate()?;
-    if !p.sees(spec.division_id) {
-        return Err(Error::invalid("division_id", "not_found", "no such division").into());
-    }
-    st.store
-        .get_division(spec.division_id)
-        .await
-        .map_err(|e| match e {
-            Error::NotFound { .. } => {
-                Error::invalid("division_id", "not_found", "no such division")
-            }
-            other => other,
-        })?;
+    super::target_division(st, p, spec.division_id).await?;
     if let ContactTarget::User { user_id } = spec.target {
         let member = match st.store.get_user(user_id).await {
             Ok(u) => u.spec.role == Role::Admin || u.spec.divisions.contains(&spec.division_id),

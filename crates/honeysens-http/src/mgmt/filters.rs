@@ -47,18 +47,7 @@ async fn visible_filter(
 async fn check_spec(st: &AppState, p: &Principal, spec: &EventFilterSpec) -> Result<(), ApiError> {
     let settings = st.store.get_settings().await?;
     spec.validate(settings.require_filter_description)?;
-    if !p.sees(spec.division_id) {
-        return Err(Error::invalid("division_id", "not_found", "no such division").into());
-    }
-    st.store
-        .get_division(spec.division_id)
-        .await
-        .map_err(|e| match e {
-            Error::NotFound { .. } => {
-                Error::invalid("division_id", "not_found", "no such division")
-            }
-            other => other,
-        })?;
+    super::target_division(st, p, spec.division_id).await?;
     Ok(())
 }
 

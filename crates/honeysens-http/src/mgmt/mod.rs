@@ -86,6 +86,25 @@ pub fn parse_id(raw: &str, entity: &'static str) -> Result<i64, ApiError> {
         .map_err(|_| honeysens_core::Error::not_found(entity).into())
 }
 
+/// Checks that `p` may put objects into `division` and that it exists; both failures read as
+/// the same invalid `division_id` (other divisions do not exist for the caller).
+pub(crate) async fn target_division(
+    st: &AppState,
+    p: &Principal,
+    division: honeysens_core::ids::DivisionId,
+) -> Result<(), ApiError> {
+    use honeysens_core::Error;
+    let missing = || Error::invalid("division_id", "not_found", "no such division");
+    if !p.sees(division) {
+        return Err(missing().into());
+    }
+    match st.store.get_division(division).await {
+        Ok(_) => Ok(()),
+        Err(Error::NotFound { .. }) => Err(missing().into()),
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// Records a change made by `p`. A failure to record fails the request: a change that cannot
 /// be audited must be visible to the caller. (The change itself is already done; the caller
 /// sees 503 and can check.)
