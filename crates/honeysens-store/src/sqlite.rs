@@ -97,11 +97,7 @@ async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
             .await
         {
             Ok((_, log, _)) if log > WAL_RESTART_FRAMES && hold_off == 0 => {
-                gate.wanted.store(true, Ordering::Release);
-                let restarted = restart_wal(&pool).await;
-                gate.wanted.store(false, Ordering::Release);
-                gate.done.notify_waiters();
-                match restarted {
+                match restart_wal(&pool, &gate).await {
                     Ok(true) => {}
                     Ok(false) => hold_off = RESTART_HOLD_OFF,
                     Err(e) => {
@@ -124,16 +120,20 @@ async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
 /// A RESTART checkpoint that gives up after `RESTART_WAIT` (while it waits for readers to leave
 /// the WAL it holds writers off, so a long read must not stall ingest for the whole busy
 /// timeout). `Ok(false)`: readers were still using the WAL.
-async fn restart_wal(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+async fn restart_wal(pool: &SqlitePool, gate: &CheckpointGate) -> Result<bool, sqlx::Error> {
+    // The connection first: writers must not wait at the gate while the pool is exhausted.
     let mut conn = pool.acquire().await?;
     let set_timeout =
         |d: Duration| AssertSqlSafe(format!("PRAGMA busy_timeout = {}", d.as_millis()));
     sqlx::query(set_timeout(RESTART_WAIT))
         .execute(&mut *conn)
         .await?;
+    gate.wanted.store(true, Ordering::Release);
     let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)
         .await;
+    gate.wanted.store(false, Ordering::Release);
+    gate.done.notify_waiters();
     if let Err(e) = sqlx::query(set_timeout(BUSY_TIMEOUT))
         .execute(&mut *conn)
         .await
