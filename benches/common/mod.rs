@@ -208,6 +208,19 @@ impl BenchDb {
     /// Creates a fresh database, or returns `None` (after printing why) when the backend's URL
     /// variable is not set.
     pub async fn create(kind: Kind) -> Res<Option<BenchDb>> {
+        // `HONEYSENS_BENCH_BACKENDS=mariadb,postgresql`: only these (names as in the reports).
+        if let Ok(only) = std::env::var("HONEYSENS_BENCH_BACKENDS") {
+            let wanted = only
+                .split(',')
+                .any(|b| b.trim().eq_ignore_ascii_case(kind.name()));
+            if !wanted {
+                println!(
+                    "- {}: skipped (not in HONEYSENS_BENCH_BACKENDS)",
+                    kind.name()
+                );
+                return Ok(None);
+            }
+        }
         let admin = match kind.env_var() {
             None => None,
             Some(var) => match std::env::var(var) {

@@ -1769,9 +1769,26 @@ macro_rules! impl_store {
                 async fn list_events(&self, query: &EventQuery, page: &PageRequest) -> Result<Page<Event>> {
                     query.validate()?;
                     page.validate()?;
-                    let mut qb = Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+                    // A source range is read from the source index in address order and sorted
+                    // by time; where the engine fetches every match's row before it sorts
+                    // (MariaDB), the page's ids are found first (index only) and joined to rows.
+                    let late = Self::LATE_ROW_LOOKUP && query.source.is_some();
+                    let mut qb = if late {
+                        Qb::new(format!(
+                            "SELECT {EVENT_COLUMNS} FROM events JOIN (SELECT id FROM events WHERE 1 = 1"
+                        ))
+                    } else {
+                        Qb::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"))
+                    };
                     push_event_conditions(&mut qb, query);
                     push_keyset_page(&mut qb, "ts", page);
+                    if late {
+                        let dir = match page.order {
+                            SortOrder::Desc => "DESC",
+                            SortOrder::Asc => "ASC",
+                        };
+                        qb.push(format_args!(") page USING (id) ORDER BY ts {dir}, id {dir}"));
+                    }
                     let rows: Vec<EventRow> = qb
                         .build_query_as()
                         .fetch_all(&self.pool)

@@ -79,6 +79,8 @@ impl MySqlStore {
     /// when nothing changes.
     pub(crate) const SOURCE_LOCK: Option<&'static str> =
         Some(" ON DUPLICATE KEY UPDATE division_id = division_id");
+    /// Whether a source-range page finds its ids first and joins the rows afterwards.
+    pub(crate) const LATE_ROW_LOOKUP: bool = true;
     pub(crate) const INT_DIV: &'static str = "DIV";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \

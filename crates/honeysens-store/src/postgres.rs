@@ -63,6 +63,8 @@ impl PostgresStore {
     pub(crate) const SOURCE_LOCK: Option<&'static str> = Some(
         " ON CONFLICT (division_id, source_key) DO UPDATE SET division_id = excluded.division_id",
     );
+    /// Whether a source-range page finds its ids first and joins the rows afterwards.
+    pub(crate) const LATE_ROW_LOOKUP: bool = false;
     pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = " FOR UPDATE SKIP LOCKED";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \

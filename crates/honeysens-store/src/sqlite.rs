@@ -208,6 +208,8 @@ impl SqliteStore {
     pub(crate) const LOCK_UPDATE: &'static str = "";
     /// No per-source row locks: writers are serialised already.
     pub(crate) const SOURCE_LOCK: Option<&'static str> = None;
+    /// Whether a source-range page finds its ids first and joins the rows afterwards.
+    pub(crate) const LATE_ROW_LOOKUP: bool = false;
     pub(crate) const INT_DIV: &'static str = "/";
     pub(crate) const LOCK_SKIP: &'static str = "";
     pub(crate) const UPSERT_SETTING: &'static str = "INSERT INTO settings (name, value) VALUES (?, ?) \
