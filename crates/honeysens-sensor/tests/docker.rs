@@ -28,6 +28,12 @@ use std::time::Duration;
 
 const BUSYBOX: &str = "/bin/busybox";
 
+/// The catch-all test redirects every unclaimed TCP/UDP port of this host to its service, as an
+/// agent does on its own sensor; the other tests' containers dial their agent's intake on the
+/// host meanwhile, which that redirect would take. They share the host; the catch-all runs
+/// alone.
+static HOST_PORTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Whether Docker, root and busybox are there; panics under CI when not.
 fn available() -> bool {
     let docker = Command::new("docker")
@@ -288,6 +294,7 @@ async fn lifecycle_create_adopt_replace_move_and_remove() {
     if !available() {
         return;
     }
+    let _ports = HOST_PORTS.read().await;
     let g = guard("life");
     let archive = build_archive(&g, "life");
     let source = Arc::new(ArchiveSource {
@@ -461,6 +468,7 @@ async fn bad_services_are_reported_and_others_still_run() {
     if !available() {
         return;
     }
+    let _ports = HOST_PORTS.read().await;
     let g = guard("bad");
     let archive = build_archive(&g, "bad");
     let source = Arc::new(ArchiveSource {
@@ -599,6 +607,7 @@ async fn registry_blobs_are_verified_assembled_and_loaded() {
     if !available() {
         return;
     }
+    let _ports = HOST_PORTS.read().await;
     let g = guard("reg");
     let archive = build_archive(&g, "reg");
     let (blobs, digest) = oci_blobs(&archive, &g.repo);
@@ -657,6 +666,7 @@ async fn catch_all_takes_unclaimed_ports_from_outside() {
     if !available() {
         return;
     }
+    let _ports = HOST_PORTS.write().await;
     let id = std::process::id();
     let mut g = guard("ca");
     g.nft_table = Some(format!("hstest{id}"));
