@@ -77,10 +77,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// without waiting for (or blocking) readers and writers. Under a steady stream of commits it
 /// never catches up with the last one, and SQLite only reuses the WAL from its start after a
 /// checkpoint that did, so the WAL would grow without bound (1.4 GB for an 86 MB database in
-/// `pipeline_ingest`). Past `WAL_RESTART_FRAMES` a RESTART
-/// checkpoint therefore copies the few remaining frames while new write transactions wait at
-/// the [`CheckpointGate`] and lets the next commit start the WAL over; `journal_size_limit` then trims
-/// the file. While a long read keeps the WAL in use, RESTART is retried only every few seconds.
+/// `pipeline_ingest`). Past `WAL_RESTART_FRAMES` a RESTART checkpoint therefore copies the few
+/// remaining frames while new write transactions wait at the [`CheckpointGate`], and the next
+/// commit starts the WAL over; `journal_size_limit` then trims the file. While a long read
+/// keeps the WAL in use, RESTART is retried only every few seconds.
 async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
