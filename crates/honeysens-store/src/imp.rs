@@ -24,6 +24,11 @@ use honeysens_core::model::{
 /// One event row to insert: the event, its division and status, and the incident it joins.
 pub(crate) type EventIn<'a> = (&'a (NewEvent, DivisionId, EventStatus), Option<i64>);
 
+/// The columns an event insert writes, in bind order (the SQLite bulk path binds the same list).
+pub(crate) const EVENT_INSERT_COLUMNS: &str = "uid, sensor_id, division_id, service, ts, \
+     received_at, source_ip, source_key, source_port, dest_ip, dest_port, protocol, type_code, \
+     classification, severity, summary, status, comment, archived, details, packets, incident_id";
+
 /// Rows per multi-row `INSERT` (keeps every engine under its bind-parameter limit).
 pub(crate) const EVENT_CHUNK: usize = 1000;
 
@@ -174,7 +179,7 @@ macro_rules! impl_store {
             use $crate::error::{corrupt, delete_err, is_retryable, read_err, write_err};
             use $crate::imp::{
                 bucket_micros, like_pattern, months_of, EventIn, LiveIncident, LiveIncidentRow,
-                ALERT_ATTEMPTS, EVENT_CHUNK, FORWARD_ATTEMPTS,
+                ALERT_ATTEMPTS, EVENT_CHUNK, EVENT_INSERT_COLUMNS, FORWARD_ATTEMPTS,
             };
             use $crate::rows::*;
 
@@ -343,12 +348,7 @@ macro_rules! impl_store {
             impl $store {
                 /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
                 pub(crate) fn event_insert_builder(chunk: &[EventIn<'_>], received_at: i64) -> Qb {
-                    let mut qb = Qb::new(
-                        "INSERT INTO events (uid, sensor_id, division_id, service, ts, \
-                         received_at, source_ip, source_key, source_port, dest_ip, dest_port, \
-                         protocol, type_code, classification, severity, summary, status, \
-                         comment, archived, details, packets, incident_id) ",
-                    );
+                    let mut qb = Qb::new(format!("INSERT INTO events ({EVENT_INSERT_COLUMNS}) "));
                     qb.push_values(chunk, |mut b, ((ev, division, status), incident)| {
                         let d = &ev.data;
                         b.push_bind(d.uid.as_bytes().to_vec())
@@ -2645,6 +2645,7 @@ macro_rules! impl_store {
 
                 async fn close(&self) {
                     self.pool.close().await;
+                    self.close_writer().await;
                 }
             }
         }

@@ -90,6 +90,9 @@ impl MySqlStore {
     pub(crate) const UPSERT_ASSIGNMENT: &'static str = "INSERT INTO service_assignments (sensor_id, service_id, revision) VALUES (?, ?, ?) \
          ON DUPLICATE KEY UPDATE revision = VALUES(revision)";
 
+    /// Write transactions use the main pool.
+    pub(crate) async fn close_writer(&self) {}
+
     pub(crate) fn sql(s: &'static str) -> &'static str {
         s
     }

@@ -74,6 +74,9 @@ impl PostgresStore {
     pub(crate) const UPSERT_ASSIGNMENT: &'static str = "INSERT INTO service_assignments (sensor_id, service_id, revision) VALUES (?, ?, ?) \
          ON CONFLICT (sensor_id, service_id) DO UPDATE SET revision = excluded.revision";
 
+    /// Write transactions use the main pool.
+    pub(crate) async fn close_writer(&self) {}
+
     pub(crate) fn sql(s: &'static str) -> AssertSqlSafe<String> {
         AssertSqlSafe(numbered(s))
     }

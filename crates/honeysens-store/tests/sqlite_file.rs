@@ -98,3 +98,139 @@ async fn wal_stays_bounded_under_continuous_writes() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Batches of 16 events or more are written by the raw bulk path (one prepared statement per
+/// row on sqlx's handle), smaller ones by sqlx's multi-row insert. Both must store every column
+/// with the same SQLite type and value, report the same ids, and skip stored uids alike.
+#[tokio::test]
+async fn bulk_path_stores_what_the_sqlx_path_stores() {
+    use honeysens_core::model::*;
+    use honeysens_core::time::now;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    let dir = std::env::temp_dir().join(format!("hs-bulk-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("honeysens.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = honeysens_store::open(&url, &Default::default())
+        .await
+        .unwrap();
+    let div = store
+        .create_division(&DivisionSpec { name: "d".into() })
+        .await
+        .unwrap()
+        .id;
+    let sensor = store
+        .create_sensor(&SensorSpec::new("s", div))
+        .await
+        .unwrap()
+        .id;
+    let at = now();
+    // Every optional field set, so each column's type is compared.
+    let event = |sensor_id| NewEvent {
+        data: EventData {
+            uid: uuid::Uuid::now_v7(),
+            sensor_id,
+            service: Some("ssh".into()),
+            timestamp: at,
+            source_ip: IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
+            source_port: Some(40000),
+            dest_ip: Some(IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7))),
+            dest_port: Some(22),
+            protocol: Protocol::Tcp,
+            type_code: "ssh.login.failed".into(),
+            classification: Classification::HoneypotInteraction,
+            severity: Severity::Medium,
+            summary: "SSH login root/123456 failed".into(),
+        },
+        details: vec![EventDetail {
+            timestamp: at,
+            kind: DetailKind::Interaction,
+            data: "login attempt [root/123456] failed".into(),
+        }],
+        packets: vec![EventPacket {
+            timestamp: at,
+            protocol: Protocol::Tcp,
+            port: Some(22),
+            headers: serde_json::Map::from_iter([("flags".to_owned(), "S".into())]),
+            payload: Some("U1NILTIuMA==".into()),
+        }],
+    };
+    let single = vec![(event(sensor), div, EventStatus::New)];
+    let bulk: Vec<_> = (0..20)
+        .map(|_| (event(sensor), div, EventStatus::New))
+        .collect();
+    let r1 = store.insert_events(&single).await.unwrap();
+    let r2 = store.insert_events(&bulk).await.unwrap();
+    assert_eq!((r1.inserted.len(), r2.inserted.len()), (1, 20));
+    // The reported ids are the rows of those uids.
+    for (uid, id) in r1.inserted.iter().chain(&r2.inserted) {
+        assert_eq!(store.get_event(*id).await.unwrap().data.uid, *uid);
+    }
+
+    // Column by column: SQLite type and value (`quote` renders both) of the sqlx-written row
+    // against a bulk-written one; only the row's own keys and its arrival time may differ.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('events')")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let compared: Vec<&str> = columns
+        .iter()
+        .map(|c| c.0.as_str())
+        .filter(|c| !["id", "uid", "received_at"].contains(c))
+        .collect();
+    assert!(compared.len() >= 18, "{compared:?}");
+    let select = compared
+        .iter()
+        .map(|c| format!("typeof({c}) || ':' || quote({c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row_of = async |id: i64| -> Vec<String> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {select} FROM events WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (0..compared.len())
+            .map(|i| sqlx::Row::get::<String, _>(&row, i))
+            .collect()
+    };
+    let via_sqlx = row_of(r1.inserted[0].1.0).await;
+    let via_bulk = row_of(r2.inserted[7].1.0).await;
+    for ((c, a), b) in compared.iter().zip(&via_sqlx).zip(&via_bulk) {
+        assert_eq!(a, b, "column {c}");
+    }
+    assert!(
+        via_bulk.iter().any(|v| v.starts_with("blob:")),
+        "{via_bulk:?}"
+    );
+
+    // Stored uids are duplicates on the bulk path too, new ones in the same batch are stored.
+    let mut again = bulk.clone();
+    again.extend((0..3).map(|_| (event(sensor), div, EventStatus::New)));
+    let r3 = store.insert_events(&again).await.unwrap();
+    assert_eq!((r3.inserted.len(), r3.duplicates.len()), (3, 20));
+
+    // An unknown sensor fails the whole batch with NotFound, and none of it is stored.
+    let before = store.count_events(&Default::default()).await.unwrap();
+    let mut bad: Vec<_> = (0..20)
+        .map(|_| (event(sensor), div, EventStatus::New))
+        .collect();
+    bad[10].0.data.sensor_id = honeysens_core::ids::SensorId(9999);
+    let err = store.insert_events(&bad).await.unwrap_err();
+    assert!(
+        matches!(err, honeysens_core::Error::NotFound { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.count_events(&Default::default()).await.unwrap(),
+        before
+    );
+
+    pool.close().await;
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
