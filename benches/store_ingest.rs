@@ -1,5 +1,6 @@
 //! Ingest throughput of `EventStore::insert_events` per backend and batch size, next to a plain
-//! sqlx bulk insert of the same rows into the same table (the baseline).
+//! sqlx bulk insert of the same rows into the same table (the baseline); then the same with
+//! eight concurrent uploads of batches of 100 (many sensors at once).
 //!
 //! ```text
 //! cargo bench -p honeysens-benches --bench store_ingest
@@ -25,6 +26,11 @@ use std::time::Instant;
 
 /// Batch sizes passed to one `insert_events` call (and one baseline transaction).
 const BATCH_SIZES: [usize; 3] = [1, 100, 1000];
+/// Concurrent uploads: this many tasks, each inserting its share in batches of
+/// `CONCURRENT_BATCH` (many sensors uploading at once).
+const CONCURRENT_TASKS: usize = 8;
+/// Batch size of the concurrent uploads.
+const CONCURRENT_BATCH: usize = 100;
 /// Timed repetitions per measurement; the median is reported.
 const REPETITIONS: usize = 5;
 /// Sensors of the single division the events come from.
@@ -35,6 +41,8 @@ const SEED: u64 = 0x4853_494e_4745_5354;
 struct Measurement {
     kind: Kind,
     batch: usize,
+    /// Concurrent tasks (1: one after the other).
+    tasks: usize,
     events: usize,
     store: Vec<f64>,
     baseline: Vec<f64>,
@@ -79,7 +87,11 @@ async fn run() -> Res<()> {
             let (b_lo, b_hi) = min_max(&m.baseline);
             vec![
                 m.kind.name().to_owned(),
-                m.batch.to_string(),
+                if m.tasks == 1 {
+                    m.batch.to_string()
+                } else {
+                    format!("{} × {} tasks", m.batch, m.tasks)
+                },
                 thousands(m.events as f64),
                 thousands(s),
                 thousands(b),
@@ -155,6 +167,7 @@ async fn measure_backend(
         let mut m = Measurement {
             kind: backend.kind,
             batch,
+            tasks: 1,
             events,
             store: Vec::new(),
             baseline: Vec::new(),
@@ -202,6 +215,69 @@ async fn measure_backend(
         }
         out.push(m);
     }
+
+    // Concurrent uploads: each task stores its share in batches, all at once.
+    let mut m = Measurement {
+        kind: backend.kind,
+        batch: CONCURRENT_BATCH,
+        tasks: CONCURRENT_TASKS,
+        events: bulk_events,
+        store: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for rep in 0..REPETITIONS {
+        let store_first = rep % 2 == 0;
+        for side in if store_first {
+            [true, false]
+        } else {
+            [false, true]
+        } {
+            let data = generator.batch(bulk_events);
+            let share = bulk_events.div_ceil(CONCURRENT_TASKS);
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for part in data.chunks(share) {
+                let part = part.to_vec();
+                let (store, raw) = (backend.store.clone(), backend.raw.clone());
+                tasks.spawn(async move {
+                    for chunk in part.chunks(CONCURRENT_BATCH) {
+                        if side {
+                            let report = store.insert_events(chunk).await?;
+                            if report.inserted.len() != chunk.len() {
+                                return Err(format!(
+                                    "insert_events stored {} of {} events",
+                                    report.inserted.len(),
+                                    chunk.len()
+                                )
+                                .into());
+                            }
+                        } else {
+                            raw.bulk_insert(chunk).await?;
+                        }
+                    }
+                    Res::Ok(())
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.map_err(|e| format!("{name}: upload task failed: {e}"))??;
+            }
+            let r = rate(bulk_events, start.elapsed());
+            if side {
+                m.store.push(r)
+            } else {
+                m.baseline.push(r)
+            }
+            expected_rows += bulk_events;
+        }
+        eprintln!(
+            "[{name}] {CONCURRENT_TASKS} concurrent tasks, batch {CONCURRENT_BATCH}, rep {}/{REPETITIONS}: \
+             store {} ev/s, baseline {} ev/s",
+            rep + 1,
+            thousands(m.store[rep]),
+            thousands(m.baseline[rep])
+        );
+    }
+    out.push(m);
 
     let stored = backend.store.count_events(&EventQuery::default()).await?;
     if usize::try_from(stored).ok() != Some(expected_rows) {
