@@ -147,9 +147,14 @@ async fn measure_backend(
     self_check(&fleet)?;
     let mut generator = EventGen::live(SEED, &fleet);
 
+    // One upload after another per batch size, then concurrent uploads.
+    let cases = BATCH_SIZES
+        .map(|batch| (batch, 1))
+        .into_iter()
+        .chain([(CONCURRENT_BATCH, CONCURRENT_TASKS)]);
     let mut out = Vec::new();
     let mut expected_rows = 0usize;
-    for batch in BATCH_SIZES {
+    for (batch, tasks) in cases {
         let events = if batch == 1 {
             single_events
         } else {
@@ -167,7 +172,7 @@ async fn measure_backend(
         let mut m = Measurement {
             kind: backend.kind,
             batch,
-            tasks: 1,
+            tasks,
             events,
             store: Vec::new(),
             baseline: Vec::new(),
@@ -182,22 +187,9 @@ async fn measure_backend(
             } {
                 let data = generator.batch(events);
                 let start = Instant::now();
-                for chunk in data.chunks(batch) {
-                    if side {
-                        let report = backend.store.insert_events(chunk).await?;
-                        if report.inserted.len() != chunk.len() {
-                            return Err(format!(
-                                "{name}: insert_events stored {} of {} events ({} reported as duplicates)",
-                                report.inserted.len(),
-                                chunk.len(),
-                                report.duplicates.len()
-                            )
-                            .into());
-                        }
-                    } else {
-                        backend.raw.bulk_insert(chunk).await?;
-                    }
-                }
+                upload(backend, data, batch, tasks, side)
+                    .await
+                    .map_err(|e| format!("{name}: {e}"))?;
                 let r = rate(events, start.elapsed());
                 if side {
                     m.store.push(r)
@@ -207,7 +199,8 @@ async fn measure_backend(
                 expected_rows += events;
             }
             eprintln!(
-                "[{name}] batch {batch} rep {}/{REPETITIONS}: store {} ev/s, baseline {} ev/s",
+                "[{name}] batch {batch}, {tasks} task(s), rep {}/{REPETITIONS}: store {} ev/s, \
+                 baseline {} ev/s",
                 rep + 1,
                 thousands(m.store[rep]),
                 thousands(m.baseline[rep])
@@ -216,73 +209,50 @@ async fn measure_backend(
         out.push(m);
     }
 
-    // Concurrent uploads: each task stores its share in batches, all at once.
-    let mut m = Measurement {
-        kind: backend.kind,
-        batch: CONCURRENT_BATCH,
-        tasks: CONCURRENT_TASKS,
-        events: bulk_events,
-        store: Vec::new(),
-        baseline: Vec::new(),
-    };
-    for rep in 0..REPETITIONS {
-        let store_first = rep % 2 == 0;
-        for side in if store_first {
-            [true, false]
-        } else {
-            [false, true]
-        } {
-            let data = generator.batch(bulk_events);
-            let share = bulk_events.div_ceil(CONCURRENT_TASKS);
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for part in data.chunks(share) {
-                let part = part.to_vec();
-                let (store, raw) = (backend.store.clone(), backend.raw.clone());
-                tasks.spawn(async move {
-                    for chunk in part.chunks(CONCURRENT_BATCH) {
-                        if side {
-                            let report = store.insert_events(chunk).await?;
-                            if report.inserted.len() != chunk.len() {
-                                return Err(format!(
-                                    "insert_events stored {} of {} events",
-                                    report.inserted.len(),
-                                    chunk.len()
-                                )
-                                .into());
-                            }
-                        } else {
-                            raw.bulk_insert(chunk).await?;
-                        }
-                    }
-                    Res::Ok(())
-                });
-            }
-            while let Some(done) = tasks.join_next().await {
-                done.map_err(|e| format!("{name}: upload task failed: {e}"))??;
-            }
-            let r = rate(bulk_events, start.elapsed());
-            if side {
-                m.store.push(r)
-            } else {
-                m.baseline.push(r)
-            }
-            expected_rows += bulk_events;
-        }
-        eprintln!(
-            "[{name}] {CONCURRENT_TASKS} concurrent tasks, batch {CONCURRENT_BATCH}, rep {}/{REPETITIONS}: \
-             store {} ev/s, baseline {} ev/s",
-            rep + 1,
-            thousands(m.store[rep]),
-            thousands(m.baseline[rep])
-        );
-    }
-    out.push(m);
-
     let stored = backend.store.count_events(&EventQuery::default()).await?;
     if usize::try_from(stored).ok() != Some(expected_rows) {
         return Err(format!("{name}: {stored} events stored, expected {expected_rows}").into());
     }
     eprintln!("[{name}] {stored} events stored, as expected");
     Ok(out)
+}
+
+/// Stores `data` in batches of `batch`, split evenly over `tasks` concurrent tasks, through the
+/// store (`store_side`) or the baseline.
+async fn upload(
+    backend: &Backend,
+    data: Vec<common::Ev>,
+    batch: usize,
+    tasks: usize,
+    store_side: bool,
+) -> Res<()> {
+    let share = data.len().div_ceil(tasks).max(1);
+    let mut running = tokio::task::JoinSet::new();
+    for part in data.chunks(share) {
+        let part = part.to_vec();
+        let (store, raw) = (backend.store.clone(), backend.raw.clone());
+        running.spawn(async move {
+            for chunk in part.chunks(batch) {
+                if store_side {
+                    let report = store.insert_events(chunk).await?;
+                    if report.inserted.len() != chunk.len() {
+                        return Err(format!(
+                            "insert_events stored {} of {} events ({} reported as duplicates)",
+                            report.inserted.len(),
+                            chunk.len(),
+                            report.duplicates.len()
+                        )
+                        .into());
+                    }
+                } else {
+                    raw.bulk_insert(chunk).await?;
+                }
+            }
+            Res::Ok(())
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.map_err(|e| format!("upload task failed: {e}"))??;
+    }
+    Ok(())
 }

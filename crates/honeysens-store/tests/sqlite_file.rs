@@ -1,5 +1,49 @@
-//! SQLite-specific behaviour: the database file holds secrets and must be private.
+//! SQLite-specific behaviour: a private database file, a bounded WAL, and the raw bulk insert
+//! path storing exactly what the sqlx path stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+/// A store on a new SQLite file in its own directory, with one division and one sensor.
+struct Fixture {
+    dir: std::path::PathBuf,
+    url: String,
+    store: std::sync::Arc<dyn honeysens_core::Store>,
+    div: honeysens_core::ids::DivisionId,
+    sensor: honeysens_core::ids::SensorId,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Fixture {
+        use honeysens_core::model::{DivisionSpec, SensorSpec};
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("honeysens.db").display());
+        let store = honeysens_store::open(&url, &Default::default())
+            .await
+            .unwrap();
+        let div = store
+            .create_division(&DivisionSpec { name: "d".into() })
+            .await
+            .unwrap()
+            .id;
+        let sensor = store
+            .create_sensor(&SensorSpec::new("s", div))
+            .await
+            .unwrap()
+            .id;
+        Fixture {
+            dir,
+            url,
+            store,
+            div,
+            sensor,
+        }
+    }
+
+    async fn remove(self) {
+        self.store.close().await;
+        std::fs::remove_dir_all(&self.dir).unwrap();
+    }
+}
 
 #[cfg(unix)]
 #[tokio::test]
@@ -30,23 +74,10 @@ async fn wal_stays_bounded_under_continuous_writes() {
     use honeysens_core::time::now;
     use std::net::{IpAddr, Ipv4Addr};
 
-    let dir = std::env::temp_dir().join(format!("hs-wal-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("honeysens.db");
-    let wal = dir.join("honeysens.db-wal");
-    let store = honeysens_store::open(&format!("sqlite://{}", path.display()), &Default::default())
-        .await
-        .unwrap();
-    let div = store
-        .create_division(&DivisionSpec { name: "d".into() })
-        .await
-        .unwrap()
-        .id;
-    let sensor = store
-        .create_sensor(&SensorSpec::new("s", div))
-        .await
-        .unwrap()
-        .id;
+    let fx = Fixture::new("hs-wal").await;
+    let (store, div, sensor) = (&fx.store, fx.div, fx.sensor);
+    let path = fx.dir.join("honeysens.db");
+    let wal = fx.dir.join("honeysens.db-wal");
     // One detail line of ~4 KiB: about one WAL frame per event.
     let line = "x".repeat(4000);
     let mut max_wal = 0u64;
@@ -95,8 +126,7 @@ async fn wal_stays_bounded_under_continuous_writes() {
         max_wal < db / 2,
         "WAL reached {max_wal} bytes while the database grew to {db}"
     );
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    fx.remove().await;
 }
 
 /// Batches of 16 events or more are written by the raw bulk path (one prepared statement per
@@ -108,23 +138,8 @@ async fn bulk_path_stores_what_the_sqlx_path_stores() {
     use honeysens_core::time::now;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    let dir = std::env::temp_dir().join(format!("hs-bulk-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("honeysens.db");
-    let url = format!("sqlite://{}", path.display());
-    let store = honeysens_store::open(&url, &Default::default())
-        .await
-        .unwrap();
-    let div = store
-        .create_division(&DivisionSpec { name: "d".into() })
-        .await
-        .unwrap()
-        .id;
-    let sensor = store
-        .create_sensor(&SensorSpec::new("s", div))
-        .await
-        .unwrap()
-        .id;
+    let fx = Fixture::new("hs-bulk").await;
+    let (store, div, sensor) = (&fx.store, fx.div, fx.sensor);
     let at = now();
     // Every optional field set, so each column's type is compared.
     let event = |sensor_id| NewEvent {
@@ -170,7 +185,7 @@ async fn bulk_path_stores_what_the_sqlx_path_stores() {
 
     // Column by column: SQLite type and value (`quote` renders both) of the sqlx-written row
     // against a bulk-written one; only the row's own keys and its arrival time may differ.
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&fx.url).await.unwrap();
     let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('events')")
         .fetch_all(&pool)
         .await
@@ -231,6 +246,5 @@ async fn bulk_path_stores_what_the_sqlx_path_stores() {
     );
 
     pool.close().await;
-    store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    fx.remove().await;
 }
