@@ -321,10 +321,10 @@ fn insert_one_sql() -> String {
     )
 }
 
-/// The bulk insert on the raw connection. sqlx binds every value through its own argument
-/// buffers and worker thread; at ~30 µs per event that capped a batch of 1000 at ~33,000
-/// events/s. One prepared statement stepped per row, with no RETURNING (the new id is
-/// `last_insert_rowid`), is what SQLite's C interface does fastest.
+/// The bulk insert on the raw connection. sqlx copies every value into its own argument
+/// buffer and hands statement and rows to its worker thread; one prepared statement stepped
+/// per row on the calling thread, with no RETURNING (the new id is `last_insert_rowid`),
+/// measured 1.13–1.51× sqlx's multi-row insert of the same rows (`docs/benchmarks.md`).
 #[allow(unsafe_code)]
 fn insert_rows_raw(
     handle: &mut LockedSqliteHandle<'_>,
@@ -377,13 +377,12 @@ fn insert_rows_raw(
 /// The bulk path's errors, mapped as [`crate::error::write_err`] maps sqlx's.
 fn raw_write_err(e: rusqlite::Error) -> honeysens_core::Error {
     use honeysens_core::Error;
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => match e.sqlite_error() {
-            Some(f) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                Error::not_found("sensor")
-            }
-            _ => Error::conflict("event", "event already exists"),
-        },
+    use rusqlite::ffi;
+    match e.sqlite_error().map(|f| f.extended_code) {
+        Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => Error::not_found("sensor"),
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            Error::conflict("event", "event already exists")
+        }
         _ => Error::Storage(Box::new(e)),
     }
 }
