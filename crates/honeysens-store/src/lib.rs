@@ -3,7 +3,9 @@
 //! Interchangeable persistence for HoneySens: the [`honeysens_core::Store`] trait implemented on
 //! embedded SQLite (the default), PostgreSQL and MySQL/MariaDB, with sqlx runtime queries and
 //! one migrations folder per backend (`migrations/{sqlite,postgres,mysql}`, matching file stems).
-//! The backend is chosen at run time from the URL.
+//! The backend is chosen at run time from the URL. SQLite's bulk event insert steps one prepared
+//! statement per row on sqlx's own connection handle (through rusqlite), and all SQLite write
+//! transactions share one writer connection.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
