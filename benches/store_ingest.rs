@@ -228,8 +228,11 @@ async fn upload(
 ) -> Res<()> {
     let share = data.len().div_ceil(tasks).max(1);
     let mut running = tokio::task::JoinSet::new();
-    for part in data.chunks(share) {
-        let part = part.to_vec();
+    // The parts are moved, not cloned: with one task there is no copy in the timed region.
+    let mut rest = data;
+    while !rest.is_empty() {
+        let tail = rest.split_off(share.min(rest.len()));
+        let part = std::mem::replace(&mut rest, tail);
         let (store, raw) = (backend.store.clone(), backend.raw.clone());
         running.spawn(async move {
             for chunk in part.chunks(batch) {
