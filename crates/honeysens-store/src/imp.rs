@@ -346,6 +346,19 @@ macro_rules! impl_store {
             }
 
             impl $store {
+                /// Deletes the events whose `column` is `id` (the cascade of a sensor or
+                /// division, which `events` has no foreign key for on PostgreSQL and MariaDB).
+                async fn delete_events_of(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    column: &'static str,
+                    id: i64,
+                ) -> Result<()> {
+                    let mut qb = Qb::new(format!("DELETE FROM events WHERE {column} = "));
+                    qb.push_bind(id);
+                    qb.build().execute(&mut **tx).await.map_err(read_err("event"))?;
+                    Ok(())
+                }
+
                 /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
                 pub(crate) fn event_insert_builder(chunk: &[EventIn<'_>], received_at: i64) -> Qb {
                     let mut qb = Qb::new(format!("INSERT INTO events ({EVENT_INSERT_COLUMNS}) "));
@@ -391,6 +404,7 @@ macro_rules! impl_store {
                     let at = now();
                     let now_us = to_micros(at);
                     let mut tx = self.begin_write().await.map_err(read_err("event"))?;
+                    Self::check_sensors(&mut tx, fresh).await?;
                     let window = options
                         .incident_window
                         .filter(|_| fresh.iter().any(|e| e.2 == EventStatus::New));
@@ -470,6 +484,42 @@ macro_rules! impl_store {
                     }
                     tx.commit().await.map_err(read_err("event"))?;
                     Ok(report)
+                }
+
+                /// Every event's sensor must exist and belong to the event's division: one
+                /// lookup per batch instead of a foreign-key check per row (PostgreSQL and
+                /// MariaDB have none on `events`; migration 0004). The sensors stay locked
+                /// against deletion and moves until the batch commits, as a foreign key's
+                /// check would keep them.
+                async fn check_sensors(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    fresh: &[&(NewEvent, DivisionId, EventStatus)],
+                ) -> Result<()> {
+                    let mut wanted: BTreeMap<i64, i64> = BTreeMap::new();
+                    for e in fresh {
+                        let division = *wanted.entry(e.0.data.sensor_id.0).or_insert(e.1.0);
+                        if division != e.1.0 {
+                            return Err(Error::conflict("event", "one sensor, two divisions"));
+                        }
+                    }
+                    let ids: Vec<i64> = wanted.keys().copied().collect();
+                    for chunk in ids.chunks(EVENT_CHUNK) {
+                        let mut qb = Qb::new("SELECT id, division_id FROM sensors WHERE 1 = 1");
+                        push_in(&mut qb, "id", chunk.iter().copied());
+                        qb.push(" ORDER BY id").push(Self::LOCK_SHARE);
+                        let found: Vec<(i64, i64)> = qb
+                            .build_query_as()
+                            .fetch_all(&mut **tx)
+                            .await
+                            .map_err(read_err("sensor"))?;
+                        if found.len() != chunk.len() {
+                            return Err(Error::not_found("sensor"));
+                        }
+                        if found.iter().any(|(id, division)| wanted.get(id) != Some(division)) {
+                            return Err(Error::conflict("event", "the sensor is in another division"));
+                        }
+                    }
+                    Ok(())
                 }
 
                 /// Enqueues a job inside an open transaction (so it exists iff the data does).
@@ -970,12 +1020,18 @@ macro_rules! impl_store {
                 }
 
                 async fn delete_division(&self, id: DivisionId) -> Result<()> {
+                    let mut tx = self.begin_write().await.map_err(read_err("division"))?;
+                    // The division row first: it fails while sensors are in the division, and
+                    // once it is gone no ingest can add events for it (see `check_sensors`).
                     let done = sqlx::query(Self::sql("DELETE FROM divisions WHERE id = ?"))
                         .bind(id.0)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await
                         .map_err(delete_err("division"))?;
-                    one_row(done.rows_affected(), "division")
+                    one_row(done.rows_affected(), "division")?;
+                    // Events of sensors that moved to another division since.
+                    Self::delete_events_of(&mut tx, "division_id", id.0).await?;
+                    tx.commit().await.map_err(read_err("division"))
                 }
 
                 async fn create_user(&self, spec: &UserSpec, password_hash: &str) -> Result<User> {
@@ -1306,6 +1362,8 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(read_err("sensor"))?;
+                    // The sensor row first: that waits for ingests holding it (see
+                    // `check_sensors`), so the delete below also sees their events.
                     let done = sqlx::query(Self::sql("DELETE FROM sensors WHERE id = ?"))
                         .bind(id.0)
                         .execute(&mut *tx)
@@ -1314,6 +1372,7 @@ macro_rules! impl_store {
                     if done.rows_affected() == 0 {
                         return Err(Error::not_found("sensor"));
                     }
+                    Self::delete_events_of(&mut tx, "sensor_id", id.0).await?;
                     tx.commit().await.map_err(read_err("sensor"))
                 }
 

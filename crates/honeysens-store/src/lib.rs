@@ -5,7 +5,8 @@
 //! one migrations folder per backend (`migrations/{sqlite,postgres,mysql}`, matching file stems).
 //! The backend is chosen at run time from the URL. SQLite's bulk event insert steps one prepared
 //! statement per row on sqlx's own connection handle (through rusqlite), and all SQLite write
-//! transactions share one writer connection.
+//! transactions share one writer connection; PostgreSQL's inserts a chunk from one array per
+//! column. Each event batch's sensors are checked once per batch, not by a foreign key per row.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -74,6 +74,9 @@ impl MySqlStore {
         self
     }
 
+    /// Locks the sensors an event batch refers to until it commits: the shared lock an
+    /// InnoDB foreign-key check takes.
+    pub(crate) const LOCK_SHARE: &'static str = " LOCK IN SHARE MODE";
     pub(crate) const LOCK_UPDATE: &'static str = " FOR UPDATE";
     /// Locks (creating if missing) `incident_sources` rows: the upsert takes a row lock even
     /// when nothing changes.
@@ -143,8 +146,10 @@ impl MySqlStore {
         Self::insert_event_chunk_checked(tx, chunk, received_at).await
     }
 
-    /// Without RETURNING: skip uids already stored, insert the rest (a concurrent duplicate is
-    /// absorbed by the no-op `ON DUPLICATE KEY`), then read back the ids this statement created.
+    /// Without RETURNING: skip uids already stored, insert the rest, then read back their ids.
+    /// A concurrent upload of the same events can store one in between: the insert then fails
+    /// on the unique uid as an `IngestRace` and the whole ingest runs again (absorbing it with
+    /// `ON DUPLICATE KEY` instead would leave no way to tell its rows from ours).
     async fn insert_event_chunk_checked(
         tx: &mut Transaction<'static, MySql>,
         chunk: &[EventIn<'_>],
@@ -175,11 +180,16 @@ impl MySqlStore {
             return Ok(Vec::new());
         }
         let mut qb = Self::event_insert_builder(&fresh, received_at);
-        qb.push(" ON DUPLICATE KEY UPDATE id = id");
-        let done = qb.build().execute(&mut **tx).await.map_err(&err)?;
-        let first = i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX);
-        let mut qb = QueryBuilder::<MySql>::new("SELECT uid, id FROM events WHERE id >= ");
-        qb.push_bind(first).push(" AND uid IN (");
+        qb.build()
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match e.as_database_error() {
+                Some(d) if d.is_unique_violation() => {
+                    honeysens_core::Error::Storage(Box::new(crate::error::IngestRace))
+                }
+                _ => err(e),
+            })?;
+        let mut qb = QueryBuilder::<MySql>::new("SELECT uid, id FROM events WHERE uid IN (");
         {
             let mut sep = qb.separated(", ");
             for (e, _) in &fresh {

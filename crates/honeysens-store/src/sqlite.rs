@@ -226,6 +226,8 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Locks the sensors an event batch refers to: nothing to do with one writer at a time.
+    pub(crate) const LOCK_SHARE: &'static str = "";
     // `BEGIN IMMEDIATE` already serialises writers; SQLite has no row locks.
     pub(crate) const LOCK_UPDATE: &'static str = "";
     /// No per-source row locks: writers are serialised already.

@@ -41,6 +41,8 @@ conformance!(
     platforms_and_firmware,
     services_revisions_assignments,
     events_insert_is_idempotent,
+    events_follow_their_sensor_and_division,
+    events_concurrent_duplicate_inserts,
     events_large_batch_spans_chunks,
     events_query_matches_domain_filter,
     events_keyset_pagination,
@@ -67,6 +69,8 @@ conformance!(
 // The ingest paths that differ without `INSERT … RETURNING`.
 backend!(
     mysql_no_returning: events_insert_is_idempotent,
+    events_follow_their_sensor_and_division,
+    events_concurrent_duplicate_inserts,
     events_large_batch_spans_chunks,
     concurrent_writers,
     incidents_group_across_sensors,

@@ -1070,6 +1070,119 @@ pub async fn events_insert_is_idempotent(s: S) {
     );
 }
 
+/// Every event belongs to an existing sensor and carries that sensor's division; deleting a
+/// sensor or a division deletes its events (the store checks and cascades itself where the
+/// backend has no foreign keys on `events`).
+pub async fn events_follow_their_sensor_and_division(s: S) {
+    let d1 = division(&s, "one").await;
+    let d2 = division(&s, "two").await;
+    let s1 = sensor(&s, d1, "s1").await;
+    let s2 = sensor(&s, d1, "s2").await;
+    let base = to_micros(now()) - 3_600_000_000;
+    let batch = |sn: SensorId, d: DivisionId, n: i64| -> Vec<(NewEvent, DivisionId, EventStatus)> {
+        (0..n)
+            .map(|i| (event(sn, base + i, "10.7.0.1", 22), d, EventStatus::New))
+            .collect()
+    };
+    let count = |q: EventQuery| {
+        let s = s.clone();
+        async move { s.count_events(&q).await.unwrap() }
+    };
+    let of_sensor = |sn: SensorId| EventQuery {
+        sensors: vec![sn],
+        ..Default::default()
+    };
+    let of_division = |d: DivisionId| EventQuery {
+        divisions: Some(vec![d]),
+        ..Default::default()
+    };
+
+    // Another division's events cannot be filed under a sensor, alone or next to good ones.
+    assert_kind(
+        s.insert_events(&batch(s1, d2, 1)).await,
+        ErrorKind::Conflict,
+        "event.conflict",
+    );
+    let mut mixed = batch(s1, d1, 2);
+    mixed.extend(batch(s1, d2, 1));
+    assert_kind(
+        s.insert_events(&mixed).await,
+        ErrorKind::Conflict,
+        "event.conflict",
+    );
+    let mut mixed = batch(s1, d1, 2);
+    mixed.extend(batch(s2, d2, 1));
+    assert_kind(
+        s.insert_events(&mixed).await,
+        ErrorKind::Conflict,
+        "event.conflict",
+    );
+    assert_eq!(count(EventQuery::default()).await, 0);
+
+    s.insert_events(&batch(s1, d1, 3)).await.unwrap();
+    s.insert_events(&batch(s2, d1, 4)).await.unwrap();
+    // A moved sensor's events stay in the division they were reported in; new ones go to the
+    // sensor's new division only.
+    let mut moved = s.get_sensor(s2).await.unwrap();
+    moved.spec.division_id = d2;
+    s.update_sensor(s2, &moved.spec).await.unwrap();
+    assert_kind(
+        s.insert_events(&batch(s2, d1, 1)).await,
+        ErrorKind::Conflict,
+        "event.conflict",
+    );
+    s.insert_events(&batch(s2, d2, 5)).await.unwrap();
+    assert_eq!(count(of_division(d1)).await, 7);
+    assert_eq!(count(of_division(d2)).await, 5);
+
+    // A sensor's events go with it, nobody else's.
+    s.delete_sensor(s1).await.unwrap();
+    assert_eq!(count(of_sensor(s1)).await, 0);
+    assert_eq!(count(of_sensor(s2)).await, 9);
+    assert_kind(
+        s.insert_events(&batch(s1, d1, 1)).await,
+        ErrorKind::NotFound,
+        "sensor.not_found",
+    );
+    // A division's events go with it, also those of a sensor that has moved away since.
+    s.delete_division(d1).await.unwrap();
+    assert_eq!(count(of_division(d1)).await, 0);
+    assert_eq!(count(of_sensor(s2)).await, 5);
+    assert_eq!(count(EventQuery::default()).await, 5);
+}
+
+/// The same batch uploaded several times at once (a sensor retrying while its first upload is
+/// still being stored) is stored exactly once, without grouping too.
+pub async fn events_concurrent_duplicate_inserts(s: S) {
+    let d = division(&s, "d").await;
+    let sn = sensor(&s, d, "s").await;
+    let base = to_micros(now()) - 3_600_000_000;
+    let batch: Vec<_> = (0..40i64)
+        .map(|i| (event(sn, base + i, "10.8.0.1", 22), d, EventStatus::New))
+        .collect();
+    let batch = Arc::new(batch);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, batch) = (s.clone(), batch.clone());
+            tokio::spawn(async move { s.insert_events(&batch).await.unwrap() })
+        })
+        .collect();
+    let mut stored = HashSet::new();
+    let mut duplicates = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.inserted.len() + r.duplicates.len(), 40, "{r:?}");
+        duplicates += r.duplicates.len();
+        for (uid, id) in r.inserted {
+            assert!(stored.insert(uid), "{uid} reported inserted twice");
+            assert_eq!(s.get_event(id).await.unwrap().data.uid, uid);
+        }
+    }
+    assert_eq!(stored.len(), 40);
+    assert_eq!(duplicates, 5 * 40);
+    assert_eq!(s.count_events(&EventQuery::default()).await.unwrap(), 40);
+}
+
 pub async fn events_large_batch_spans_chunks(s: S) {
     let d = division(&s, "d").await;
     let sn = sensor(&s, d, "s").await;
