@@ -95,6 +95,16 @@ pub(crate) fn corrupt(entity: &'static str, detail: impl std::fmt::Display) -> E
 #[error("a concurrent ingest stored an event of this batch")]
 pub(crate) struct IngestRace;
 
+/// Maps a failed event insert that ran without a conflict clause: a unique violation means a
+/// concurrent ingest stored one of the events after this one looked (an [`IngestRace`]: run
+/// the ingest again); anything else as [`write_err`] maps it.
+pub(crate) fn event_insert_err(e: sqlx::Error) -> Error {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => Error::Storage(Box::new(IngestRace)),
+        _ => write_err("event", "sensor")(e),
+    }
+}
+
 /// Whether `e` is a transient conflict (deadlock, serialisation failure, busy database) after
 /// which the same transaction may simply be run again.
 pub(crate) fn is_retryable(e: &Error) -> bool {

@@ -359,6 +359,23 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
+                /// One chunk as a multi-row `INSERT … VALUES` that skips stored uids and
+                /// returns the new rows' ids: the small-chunk path of SQLite and PostgreSQL
+                /// (MySQL has no `ON CONFLICT`; see `mysql.rs`).
+                #[allow(dead_code)]
+                pub(crate) async fn insert_event_values(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    chunk: &[EventIn<'_>],
+                    received_at: i64,
+                ) -> Result<Vec<(Vec<u8>, i64)>> {
+                    let mut qb = Self::event_insert_builder(chunk, received_at);
+                    qb.push(" ON CONFLICT (uid) DO NOTHING RETURNING uid, id");
+                    qb.build_query_as()
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(write_err("event", "sensor"))
+                }
+
                 /// The `INSERT … VALUES` of one chunk of events, without a conflict clause.
                 pub(crate) fn event_insert_builder(chunk: &[EventIn<'_>], received_at: i64) -> Qb {
                     let mut qb = Qb::new(format!("INSERT INTO events ({EVENT_INSERT_COLUMNS}) "));

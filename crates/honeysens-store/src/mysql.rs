@@ -183,12 +183,7 @@ impl MySqlStore {
         qb.build()
             .execute(&mut **tx)
             .await
-            .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_unique_violation() => {
-                    honeysens_core::Error::Storage(Box::new(crate::error::IngestRace))
-                }
-                _ => err(e),
-            })?;
+            .map_err(crate::error::event_insert_err)?;
         let mut qb = QueryBuilder::<MySql>::new("SELECT uid, id FROM events WHERE uid IN (");
         {
             let mut sep = qb.separated(", ");

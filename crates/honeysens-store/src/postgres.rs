@@ -116,13 +116,7 @@ impl PostgresStore {
         received_at: i64,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         if chunk.len() < ARRAY_INSERT_MIN_ROWS {
-            let mut qb = Self::event_insert_builder(chunk, received_at);
-            qb.push(" ON CONFLICT (uid) DO NOTHING RETURNING uid, id");
-            return qb
-                .build_query_as()
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(crate::error::write_err("event", "sensor"));
+            return Self::insert_event_values(tx, chunk, received_at).await;
         }
         // The uids already stored are skipped up front: a plain insert costs the server about
         // a quarter less than `ON CONFLICT DO NOTHING`'s speculative one. A concurrent upload of
@@ -170,12 +164,7 @@ impl PostgresStore {
             .bind(c.incident_id)
             .fetch_all(&mut **tx)
             .await
-            .map_err(|e| match e.as_database_error() {
-                Some(d) if d.is_unique_violation() => {
-                    honeysens_core::Error::Storage(Box::new(crate::error::IngestRace))
-                }
-                _ => crate::error::write_err("event", "sensor")(e),
-            })
+            .map_err(crate::error::event_insert_err)
     }
 }
 

@@ -11,10 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Executor, Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::Notify;
 
 /// A [`honeysens_core::Store`] on SQLite.
 #[derive(Debug, Clone)]
@@ -25,28 +22,6 @@ pub struct SqliteStore {
     /// (a connection drops its cache whenever another one wrote), and writers queue in the
     /// pool instead of polling the busy handler.
     writer: SqlitePool,
-    gate: Arc<CheckpointGate>,
-}
-
-/// Lets the checkpointer's RESTART in between write transactions: SQLite's busy handler polls
-/// with sleeps, so under back-to-back transactions it would never find the write lock free.
-/// While a RESTART is wanted, [`SqliteStore::begin_write`] waits (at most `GATE_WAIT`).
-#[derive(Debug, Default)]
-struct CheckpointGate {
-    wanted: AtomicBool,
-    done: Notify,
-}
-
-impl CheckpointGate {
-    async fn pass(&self) {
-        if self.wanted.load(Ordering::Acquire) {
-            // Created before the second check, so a `notify_waiters` in between still counts.
-            let done = self.done.notified();
-            if self.wanted.load(Ordering::Acquire) {
-                let _ = tokio::time::timeout(GATE_WAIT, done).await;
-            }
-        }
-    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -74,8 +49,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 const WAL_RESTART_FRAMES: i64 = 8 * 1024;
 /// How long a RESTART checkpoint may hold writers off waiting for readers.
 const RESTART_WAIT: Duration = Duration::from_millis(100);
-/// Longest a write transaction waits for a wanted RESTART checkpoint.
-const GATE_WAIT: Duration = Duration::from_millis(500);
 /// Ticks between RESTART attempts while readers keep the WAL in use (5 s).
 const RESTART_HOLD_OFF: u32 = 10;
 /// How long a statement waits for a lock before it fails with `SQLITE_BUSY`.
@@ -86,10 +59,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// never catches up with the last one, and SQLite only reuses the WAL from its start after a
 /// checkpoint that did, so the WAL would grow without bound (1.4 GB for an 86 MB database in
 /// `pipeline_ingest`). Past `WAL_RESTART_FRAMES` a RESTART checkpoint therefore copies the few
-/// remaining frames while new write transactions wait at the [`CheckpointGate`], and the next
-/// commit starts the WAL over; `journal_size_limit` then trims the file. While a long read
-/// keeps the WAL in use, RESTART is retried only every few seconds.
-async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
+/// remaining frames on the writer connection (so no write transaction is in progress and new
+/// ones queue for the connection), and the next commit starts the WAL over;
+/// `journal_size_limit` then trims the file. While a long read keeps the WAL in use, RESTART is
+/// retried only every few seconds.
+async fn checkpointer(pool: SqlitePool, writer: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Ticks to wait before the next RESTART attempt.
@@ -105,7 +79,7 @@ async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
             .await
         {
             Ok((_, log, _)) if log > WAL_RESTART_FRAMES && hold_off == 0 => {
-                match restart_wal(&pool, &gate).await {
+                match restart_wal(&writer).await {
                     Ok(true) => {}
                     Ok(false) => hold_off = RESTART_HOLD_OFF,
                     Err(e) => {
@@ -125,23 +99,21 @@ async fn checkpointer(pool: SqlitePool, gate: Arc<CheckpointGate>) {
     }
 }
 
-/// A RESTART checkpoint that gives up after `RESTART_WAIT` (while it waits for readers to leave
-/// the WAL it holds writers off, so a long read must not stall ingest for the whole busy
-/// timeout). `Ok(false)`: readers were still using the WAL.
-async fn restart_wal(pool: &SqlitePool, gate: &CheckpointGate) -> Result<bool, sqlx::Error> {
-    // The connection first: writers must not wait at the gate while the pool is exhausted.
-    let mut conn = pool.acquire().await?;
+/// A RESTART checkpoint on the writer connection: holding it, the checkpoint waits for no
+/// writer (an earlier version made new writers wait at a gate but still had to poll for one
+/// already in flight, and gave up whenever that took longer than `RESTART_WAIT`). It gives up
+/// after `RESTART_WAIT` while readers still use the WAL (writers queue meanwhile, so a long read
+/// must not stall ingest for the whole busy timeout). `Ok(false)`: readers were still there.
+async fn restart_wal(writer: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let mut conn = writer.acquire().await?;
     let set_timeout =
         |d: Duration| AssertSqlSafe(format!("PRAGMA busy_timeout = {}", d.as_millis()));
     sqlx::query(set_timeout(RESTART_WAIT))
         .execute(&mut *conn)
         .await?;
-    gate.wanted.store(true, Ordering::Release);
     let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)
         .await;
-    gate.wanted.store(false, Ordering::Release);
-    gate.done.notify_waiters();
     if let Err(e) = sqlx::query(set_timeout(BUSY_TIMEOUT))
         .execute(&mut *conn)
         .await
@@ -214,11 +186,10 @@ impl SqliteStore {
                 .await
                 .map_err(crate::OpenError::Connect)?
         };
-        let gate = Arc::new(CheckpointGate::default());
         if !in_memory {
-            tokio::spawn(checkpointer(pool.clone(), gate.clone()));
+            tokio::spawn(checkpointer(pool.clone(), writer.clone()));
         }
-        Ok(SqliteStore { pool, writer, gate })
+        Ok(SqliteStore { pool, writer })
     }
 
     /// The underlying pool, for tools and benchmarks.
@@ -266,7 +237,6 @@ impl SqliteStore {
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.gate.pass().await;
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
@@ -285,13 +255,7 @@ impl SqliteStore {
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         debug_assert!(chunk.len() <= EVENT_CHUNK);
         if chunk.len() < RAW_INSERT_MIN_ROWS {
-            let mut qb = Self::event_insert_builder(chunk, received_at);
-            qb.push(" ON CONFLICT (uid) DO NOTHING RETURNING uid, id");
-            return qb
-                .build_query_as()
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(crate::error::write_err("event", "sensor"));
+            return Self::insert_event_values(tx, chunk, received_at).await;
         }
         let mut handle = tx
             .lock_handle()
