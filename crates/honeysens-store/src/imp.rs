@@ -20,6 +20,7 @@ use honeysens_core::model::{
     Classification, EventData, EventStatus, NewEvent, Severity, StatsBucket, TimelinePoint,
     ip_from_key,
 };
+use std::collections::HashSet;
 
 /// One event row to insert: the event, its division and status, and the incident it joins.
 pub(crate) type EventIn<'a> = (&'a (NewEvent, DivisionId, EventStatus), Option<i64>);
@@ -28,6 +29,16 @@ pub(crate) type EventIn<'a> = (&'a (NewEvent, DivisionId, EventStatus), Option<i
 pub(crate) const EVENT_INSERT_COLUMNS: &str = "uid, sensor_id, division_id, service, ts, \
      received_at, source_ip, source_key, source_port, dest_ip, dest_port, protocol, type_code, \
      classification, severity, summary, status, comment, archived, details, packets, incident_id";
+
+/// The rows of `chunk` whose uid is not among `stored` (uids an earlier lookup found).
+pub(crate) fn unstored<'a>(chunk: &[EventIn<'a>], stored: Vec<(Vec<u8>,)>) -> Vec<EventIn<'a>> {
+    let stored: HashSet<Vec<u8>> = stored.into_iter().map(|r| r.0).collect();
+    chunk
+        .iter()
+        .copied()
+        .filter(|(e, _)| !stored.contains(e.0.data.uid.as_bytes().as_slice()))
+        .collect()
+}
 
 /// Rows per multi-row `INSERT` (keeps every engine under its bind-parameter limit).
 pub(crate) const EVENT_CHUNK: usize = 1000;

@@ -169,13 +169,7 @@ impl MySqlStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(&err)?;
-        let existing: std::collections::HashSet<Vec<u8>> =
-            existing.into_iter().map(|r| r.0).collect();
-        let fresh: Vec<EventIn<'_>> = chunk
-            .iter()
-            .copied()
-            .filter(|(e, _)| !existing.contains(e.0.data.uid.as_bytes().as_slice()))
-            .collect();
+        let fresh = crate::imp::unstored(chunk, existing);
         if fresh.is_empty() {
             return Ok(Vec::new());
         }

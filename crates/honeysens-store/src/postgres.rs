@@ -7,7 +7,6 @@ use honeysens_core::model::ip_key;
 use honeysens_core::time::to_micros;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, Transaction};
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -131,12 +130,7 @@ impl PostgresStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(crate::error::read_err("event"))?;
-        let stored: HashSet<Vec<u8>> = stored.into_iter().map(|r| r.0).collect();
-        let fresh: Vec<EventIn<'_>> = chunk
-            .iter()
-            .copied()
-            .filter(|(e, _)| !stored.contains(e.0.data.uid.as_bytes().as_slice()))
-            .collect();
+        let fresh = crate::imp::unstored(chunk, stored);
         if fresh.is_empty() {
             return Ok(Vec::new());
         }
