@@ -105,13 +105,18 @@ pub(crate) fn event_insert_err(e: sqlx::Error) -> Error {
     }
 }
 
+/// Whether `e` is an [`IngestRace`]: an event of the batch was already stored.
+pub(crate) fn is_ingest_race(e: &Error) -> bool {
+    matches!(e, Error::Storage(src) if src.is::<IngestRace>())
+}
+
 /// Whether `e` is a transient conflict (deadlock, serialisation failure, busy database) after
 /// which the same transaction may simply be run again.
 pub(crate) fn is_retryable(e: &Error) -> bool {
-    let Error::Storage(src) = e else { return false };
-    if src.is::<IngestRace>() {
+    if is_ingest_race(e) {
         return true;
     }
+    let Error::Storage(src) = e else { return false };
     match src.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(db)) => {
             matches!(

@@ -7,7 +7,8 @@
 //! - `sql(&'static str)`: the statement with `?` placeholders, rewritten for PostgreSQL;
 //! - `sql_returning_id`, `fetch_id`: how an insert reports its new id;
 //! - `begin_write`: a write transaction (SQLite takes the write lock up front);
-//! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows;
+//! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows (told whether the
+//!   chunk's stored uids still need looking up, where the engine's insert cannot skip them);
 //! - `returning_rows`: whether a multi-row `INSERT … RETURNING` is available;
 //! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
 //! - `LOCK_UPDATE`: the row-locking suffix of the incident lookup during ingest;
@@ -187,7 +188,7 @@ macro_rules! impl_store {
             use sqlx::QueryBuilder;
             use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
             use std::time::Duration;
-            use $crate::error::{corrupt, delete_err, is_retryable, read_err, write_err};
+            use $crate::error::{corrupt, delete_err, is_ingest_race, is_retryable, read_err, write_err};
             use $crate::imp::{
                 bucket_micros, like_pattern, months_of, EventIn, LiveIncident, LiveIncidentRow,
                 ALERT_ATTEMPTS, EVENT_CHUNK, EVENT_INSERT_COLUMNS, FORWARD_ATTEMPTS,
@@ -422,11 +423,15 @@ macro_rules! impl_store {
                 ///
                 /// With grouping, the batch's already stored uids are looked up first, so the
                 /// new events are grouped and their incidents written before the events are
-                /// inserted with their `incident_id` (each row written once).
+                /// inserted with their `incident_id` (each row written once). Without grouping,
+                /// `lookup` says whether the insert looks up stored uids itself; the first
+                /// attempt does not (a new batch has none), and a stored uid then fails it as an
+                /// `IngestRace`.
                 async fn ingest_once(
                     &self,
                     fresh: &[&(NewEvent, DivisionId, EventStatus)],
                     options: &IngestOptions,
+                    lookup: bool,
                 ) -> Result<IngestReport> {
                     let mut report = IngestReport::default();
                     let at = now();
@@ -480,9 +485,11 @@ macro_rules! impl_store {
                             }
                         }
                     }
+                    // Grouping has just looked the stored uids up.
+                    let lookup = lookup && window.is_none();
                     let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
                     for chunk in rows.chunks(EVENT_CHUNK) {
-                        ids.extend(self.insert_event_chunk(&mut tx, chunk, now_us).await?);
+                        ids.extend(self.insert_event_chunk(&mut tx, chunk, now_us, lookup).await?);
                         // A concurrent ingest stored one of our grouped events after the lookup
                         // above: the incident counts are off, so run the transaction again.
                         let lost = chunk.iter().any(|(e, inc)| {
@@ -1818,14 +1825,19 @@ macro_rules! impl_store {
                     // Concurrent ingests for one source can deadlock on PostgreSQL/MariaDB (row
                     // locks on incidents and their parent-key checks); the whole transaction
                     // rolled back, so running it again is safe.
+                    // The first attempt assumes the batch is new (an upload sent once); one
+                    // with stored events (a retried upload) fails fast and runs again at once,
+                    // looking its stored uids up.
                     let mut attempt = 0;
+                    let mut lookup = false;
                     loop {
-                        match self.ingest_once(&fresh, options).await {
+                        match self.ingest_once(&fresh, options, lookup).await {
                             Ok(mut r) => {
                                 duplicates.append(&mut r.duplicates);
                                 r.duplicates = duplicates;
                                 return Ok(r);
                             }
+                            Err(e) if !lookup && is_ingest_race(&e) => lookup = true,
                             Err(e) if attempt < 5 && is_retryable(&e) => {
                                 attempt += 1;
                                 tokio::time::sleep(Duration::from_millis(5 << attempt)).await;

@@ -131,7 +131,9 @@ impl MySqlStore {
         tx: &mut Transaction<'static, MySql>,
         chunk: &[EventIn<'_>],
         received_at: i64,
+        _lookup: bool,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
+        // The chunk's own `RETURNING` insert fails on a stored uid and falls back to the lookup.
         if self.returning {
             let mut qb = Self::event_insert_builder(chunk, received_at);
             qb.push(" RETURNING uid, id");

@@ -252,7 +252,9 @@ impl SqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         chunk: &[EventIn<'_>],
         received_at: i64,
+        _lookup: bool,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
+        // Stored uids are skipped by the conflict clause either way.
         debug_assert!(chunk.len() <= EVENT_CHUNK);
         if chunk.len() < RAW_INSERT_MIN_ROWS {
             return Self::insert_event_values(tx, chunk, received_at).await;

@@ -1195,6 +1195,27 @@ pub async fn events_large_batch_spans_chunks(s: S) {
     assert_eq!(s.count_events(&EventQuery::default()).await.unwrap(), 2500);
     let again = s.insert_events(&batch[1990..2010]).await.unwrap();
     assert_eq!((again.inserted.len(), again.duplicates.len()), (0, 20));
+    // A retried upload big enough for the bulk paths, stored and new events mixed: the new ones
+    // are stored and reported with their ids, the stored ones as duplicates.
+    let mut mixed: Vec<_> = (0..30)
+        .map(|i| {
+            (
+                event(sn, base + 5000 + i, "10.0.0.2", 443),
+                d,
+                EventStatus::New,
+            )
+        })
+        .collect();
+    mixed.splice(10..10, batch[100..120].iter().cloned());
+    let r = s.insert_events(&mixed).await.unwrap();
+    assert_eq!((r.inserted.len(), r.duplicates.len()), (30, 20));
+    let stored: HashSet<_> = batch[100..120].iter().map(|e| e.0.data.uid).collect();
+    assert_eq!(r.duplicates.iter().copied().collect::<HashSet<_>>(), stored);
+    for (uid, id) in &r.inserted {
+        assert!(!stored.contains(uid));
+        assert_eq!(s.get_event(*id).await.unwrap().data.uid, *uid);
+    }
+    assert_eq!(s.count_events(&EventQuery::default()).await.unwrap(), 2530);
 }
 
 /// Inserts a varied set of events and returns them as stored.
