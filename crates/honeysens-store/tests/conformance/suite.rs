@@ -1102,6 +1102,8 @@ pub async fn events_follow_their_sensor_and_division(s: S) {
         batch(s1, d2, 1),
         [batch(s1, d1, 2), batch(s1, d2, 1)].concat(),
         [batch(s1, d1, 2), batch(s2, d2, 1)].concat(),
+        // Big enough for the bulk insert paths.
+        [batch(s1, d1, 40), batch(s2, d2, 1), batch(s2, d1, 40)].concat(),
     ] {
         assert_kind(
             s.insert_events(&bad).await,
@@ -1131,11 +1133,17 @@ pub async fn events_follow_their_sensor_and_division(s: S) {
     s.delete_sensor(s1).await.unwrap();
     assert_eq!(count(of_sensor(s1)).await, 0);
     assert_eq!(count(of_sensor(s2)).await, 9);
-    assert_kind(
-        s.insert_events(&batch(s1, d1, 1)).await,
-        ErrorKind::NotFound,
-        "sensor.not_found",
-    );
+    for unknown in [
+        batch(s1, d1, 1),
+        [batch(s2, d2, 30), batch(s1, d1, 1)].concat(),
+    ] {
+        assert_kind(
+            s.insert_events(&unknown).await,
+            ErrorKind::NotFound,
+            "sensor.not_found",
+        );
+    }
+    assert_eq!(count(EventQuery::default()).await, 9);
     // A division's events go with it, also those of a sensor that has moved away since.
     s.delete_division(d1).await.unwrap();
     assert_eq!(count(of_division(d1)).await, 0);
