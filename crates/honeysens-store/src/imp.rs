@@ -8,7 +8,9 @@
 //! - `sql_returning_id`, `fetch_id`: how an insert reports its new id;
 //! - `begin_write`: a write transaction (SQLite takes the write lock up front);
 //! - `insert_event_chunk`: idempotent bulk insert reporting ids of new rows (told whether the
-//!   chunk's stored uids still need looking up, where the engine's insert cannot skip them);
+//!   chunk's stored uids still need looking up, where the engine's insert cannot skip them, and
+//!   whether it checks the events' sensors itself);
+//! - `sensors_checked_by_insert`: whether a batch of that size leaves the sensor check to it;
 //! - `returning_rows`: whether a multi-row `INSERT … RETURNING` is available;
 //! - `LOCK_SKIP`: the row-locking suffix of the job-claim query;
 //! - `LOCK_UPDATE`: the row-locking suffix of the incident lookup during ingest;
@@ -437,10 +439,14 @@ macro_rules! impl_store {
                     let at = now();
                     let now_us = to_micros(at);
                     let mut tx = self.begin_write().await.map_err(read_err("event"))?;
-                    Self::check_sensors(&mut tx, fresh).await?;
                     let window = options
                         .incident_window
                         .filter(|_| fresh.iter().any(|e| e.2 == EventStatus::New));
+                    // Grouping writes incidents before the events: it needs the check first.
+                    let insert_checks = window.is_none() && Self::sensors_checked_by_insert(fresh.len());
+                    if !insert_checks {
+                        Self::check_sensors(&mut tx, fresh).await?;
+                    }
                     // The incident each row joins (all `None` without grouping).
                     let mut rows: Vec<EventIn<'_>> = Vec::with_capacity(fresh.len());
                     match window {
@@ -489,7 +495,9 @@ macro_rules! impl_store {
                     let lookup = lookup && window.is_none();
                     let mut ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
                     for chunk in rows.chunks(EVENT_CHUNK) {
-                        ids.extend(self.insert_event_chunk(&mut tx, chunk, now_us, lookup).await?);
+                        ids.extend(
+                            self.insert_event_chunk(&mut tx, chunk, now_us, lookup, insert_checks).await?,
+                        );
                         // A concurrent ingest stored one of our grouped events after the lookup
                         // above: the incident counts are off, so run the transaction again.
                         let lost = chunk.iter().any(|(e, inc)| {
@@ -526,7 +534,7 @@ macro_rules! impl_store {
                 /// MariaDB have none on `events`; migration 0004). The sensors stay locked
                 /// against deletion and moves until the batch commits, as a foreign key's
                 /// check would keep them.
-                async fn check_sensors(
+                pub(crate) async fn check_sensors(
                     tx: &mut sqlx::Transaction<'static, $db>,
                     fresh: &[&(NewEvent, DivisionId, EventStatus)],
                 ) -> Result<()> {

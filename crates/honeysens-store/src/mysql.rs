@@ -122,6 +122,11 @@ impl MySqlStore {
         self.pool.begin().await
     }
 
+    /// The store looks every batch's sensors up before inserting.
+    pub(crate) fn sensors_checked_by_insert(_len: usize) -> bool {
+        false
+    }
+
     /// On MariaDB ≥ 10.5 one `INSERT … RETURNING` per chunk. It has no conflict clause (with
     /// `ON DUPLICATE KEY UPDATE`, MariaDB returns the existing row too, and `IGNORE` would also
     /// swallow foreign-key and truncation errors), so a duplicate uid fails the statement; InnoDB
@@ -132,6 +137,7 @@ impl MySqlStore {
         chunk: &[EventIn<'_>],
         received_at: i64,
         _lookup: bool,
+        _check_sensors: bool,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         // The chunk's own `RETURNING` insert fails on a stored uid and falls back to the lookup.
         if self.returning {

@@ -108,14 +108,21 @@ impl PostgresStore {
         self.pool.begin().await
     }
 
+    /// Whether a batch of `len` events (without grouping) skips the store's separate sensor
+    /// lookup: its chunks are then inserted by [`ARRAY_INSERT_CHECKED`], which checks them.
+    pub(crate) fn sensors_checked_by_insert(len: usize) -> bool {
+        len >= ARRAY_INSERT_MIN_ROWS
+    }
+
     pub(crate) async fn insert_event_chunk(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         chunk: &[EventIn<'_>],
         received_at: i64,
         lookup: bool,
+        check_sensors: bool,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
-        if chunk.len() < ARRAY_INSERT_MIN_ROWS {
+        if chunk.len() < ARRAY_INSERT_MIN_ROWS && !check_sensors {
             return Self::insert_event_values(tx, chunk, received_at).await;
         }
         // No conflict clause: a plain insert costs the server about a quarter less than
@@ -143,7 +150,19 @@ impl PostgresStore {
             chunk
         };
         let c = EventColumns::of(chunk);
-        sqlx::query_as(ARRAY_INSERT)
+        let sql = if check_sensors {
+            ARRAY_INSERT_CHECKED
+        } else {
+            ARRAY_INSERT
+        };
+        let sensors: Vec<i64> = c
+            .sensor_id
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let query = sqlx::query_as(sql)
             .bind(received_at)
             .bind(c.uid)
             .bind(c.sensor_id)
@@ -163,10 +182,27 @@ impl PostgresStore {
             .bind(c.status)
             .bind(c.details)
             .bind(c.packets)
-            .bind(c.incident_id)
+            .bind(c.incident_id);
+        let query = if check_sensors {
+            query.bind(&sensors)
+        } else {
+            query
+        };
+        let rows: Vec<(Vec<u8>, i64)> = query
             .fetch_all(&mut **tx)
             .await
-            .map_err(crate::error::event_insert_err)
+            .map_err(crate::error::event_insert_err)?;
+        if rows.len() < chunk.len() {
+            // Only the sensor check drops rows (a stored uid fails the statement): the lookup
+            // names the reason. It cannot pass, as the sensors it saw are locked since; if it
+            // did, run the ingest again rather than report events as stored that are not.
+            let events: Vec<_> = chunk.iter().map(|(e, _)| *e).collect();
+            Self::check_sensors(tx, &events).await?;
+            return Err(honeysens_core::Error::Storage(Box::new(
+                crate::error::IngestRace,
+            )));
+        }
+        Ok(rows)
     }
 }
 
@@ -174,19 +210,45 @@ impl PostgresStore {
 /// smaller ones as a multi-row `VALUES` list with a conflict clause (one statement, no lookup).
 const ARRAY_INSERT_MIN_ROWS: usize = 16;
 
-/// A chunk of events as one array per column: the whole chunk is one statement with a fixed
-/// text (prepared once per connection) and 20 parameters, not 22 per row.
-const ARRAY_INSERT: &str = "INSERT INTO events (uid, sensor_id, division_id, service, ts, \
-     received_at, source_ip, source_key, source_port, dest_ip, dest_port, protocol, type_code, \
-     classification, severity, summary, status, comment, archived, details, packets, incident_id) \
-     SELECT uid, sensor_id, division_id, service, ts, $1, source_ip, source_key, source_port, \
-     dest_ip, dest_port, protocol, type_code, classification, severity, summary, status, NULL, \
-     FALSE, details, packets, incident_id FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], \
-     $5::text[], $6::int8[], $7::text[], $8::bytea[], $9::int4[], $10::text[], $11::int4[], \
-     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
-     $19::text[], $20::int8[]) AS u (uid, sensor_id, division_id, service, ts, source_ip, \
-     source_key, source_port, dest_ip, dest_port, protocol, type_code, classification, severity, \
-     summary, status, details, packets, incident_id) RETURNING uid, id";
+/// The shared part of [`ARRAY_INSERT`] and [`ARRAY_INSERT_CHECKED`]: the chunk as one array
+/// per column, one statement with a fixed text (prepared once per connection) and 20 parameters,
+/// not 22 per row.
+macro_rules! array_insert {
+    ($with:literal, $join:literal) => {
+        concat!(
+            $with,
+            "INSERT INTO events (uid, sensor_id, division_id, service, ts, received_at, \
+             source_ip, source_key, source_port, dest_ip, dest_port, protocol, type_code, \
+             classification, severity, summary, status, comment, archived, details, packets, \
+             incident_id) SELECT u.uid, u.sensor_id, u.division_id, u.service, u.ts, $1, \
+             u.source_ip, u.source_key, u.source_port, u.dest_ip, u.dest_port, u.protocol, \
+             u.type_code, u.classification, u.severity, u.summary, u.status, NULL, FALSE, \
+             u.details, u.packets, u.incident_id FROM UNNEST($2::bytea[], $3::int8[], \
+             $4::int8[], $5::text[], $6::int8[], $7::text[], $8::bytea[], $9::int4[], \
+             $10::text[], $11::int4[], $12::text[], $13::text[], $14::text[], $15::text[], \
+             $16::text[], $17::text[], $18::text[], $19::text[], $20::int8[]) WITH ORDINALITY \
+             AS u (uid, sensor_id, division_id, service, ts, source_ip, source_key, \
+             source_port, dest_ip, dest_port, protocol, type_code, classification, severity, \
+             summary, status, details, packets, incident_id, n)",
+            $join,
+            " ORDER BY u.n RETURNING uid, id"
+        )
+    };
+}
+
+/// [`array_insert!`] for a batch whose sensors the store has checked and locked already.
+const ARRAY_INSERT: &str = array_insert!("", "");
+
+/// [`array_insert!`] that checks the sensors itself, saving the batch a statement: only events
+/// whose sensor (`$21`: the chunk's sensors, locked as a foreign-key check locks them) is in the
+/// event's division are inserted; the caller compares the returned rows with the chunk. Each
+/// locked sensor joins at least one inserted row whenever all rows are inserted, so a plan that
+/// reads the sensors lazily still locks them all.
+const ARRAY_INSERT_CHECKED: &str = array_insert!(
+    "WITH s (sensor, division) AS MATERIALIZED (SELECT id, division_id FROM sensors \
+     WHERE id = ANY($21::int8[]) ORDER BY id FOR KEY SHARE) ",
+    " JOIN s ON s.sensor = u.sensor_id AND s.division = u.division_id"
+);
 
 /// The bind arrays of [`ARRAY_INSERT`], one entry per event.
 #[derive(Default)]

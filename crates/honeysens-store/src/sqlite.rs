@@ -244,6 +244,11 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    /// The store looks every batch's sensors up before inserting.
+    pub(crate) fn sensors_checked_by_insert(_len: usize) -> bool {
+        false
+    }
+
     /// Inserts a chunk, idempotent on the uid. Small chunks run sqlx's cached multi-row
     /// `INSERT … RETURNING`; larger ones one prepared single-row statement per event on the
     /// transaction's own connection (see [`insert_rows_raw`]), which prepares per chunk.
@@ -253,6 +258,7 @@ impl SqliteStore {
         chunk: &[EventIn<'_>],
         received_at: i64,
         _lookup: bool,
+        _check_sensors: bool,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
         // Stored uids are skipped by the conflict clause either way.
         debug_assert!(chunk.len() <= EVENT_CHUNK);

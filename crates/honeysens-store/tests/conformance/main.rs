@@ -42,6 +42,7 @@ conformance!(
     services_revisions_assignments,
     events_insert_is_idempotent,
     events_follow_their_sensor_and_division,
+    events_sensor_deleted_during_ingest,
     events_concurrent_duplicate_inserts,
     events_large_batch_spans_chunks,
     events_query_matches_domain_filter,
@@ -70,6 +71,7 @@ conformance!(
 backend!(
     mysql_no_returning: events_insert_is_idempotent,
     events_follow_their_sensor_and_division,
+    events_sensor_deleted_during_ingest,
     events_concurrent_duplicate_inserts,
     events_large_batch_spans_chunks,
     concurrent_writers,

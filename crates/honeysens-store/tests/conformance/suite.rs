@@ -1151,6 +1151,58 @@ pub async fn events_follow_their_sensor_and_division(s: S) {
     assert_eq!(count(EventQuery::default()).await, 5);
 }
 
+/// A sensor deleted while its batches are being stored leaves no events behind: each batch
+/// either commits before the delete (and its events go with the sensor) or fails as
+/// `sensor.not_found`. Batches of one and of bulk size, with and without grouping.
+pub async fn events_sensor_deleted_during_ingest(s: S) {
+    let d = division(&s, "d").await;
+    let base = to_micros(now()) - 3_600_000_000;
+    for (round, size) in [1usize, 40, 40, 200].into_iter().enumerate() {
+        let sn = sensor(&s, d, &format!("s{round}")).await;
+        let group = round == 2;
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for b in 0..25i64 {
+                        let batch: Vec<_> = (0..size as i64)
+                            .map(|i| {
+                                let at = base + (w * 100_000 + b * 1000 + i);
+                                (event(sn, at, "10.9.0.1", 22), d, EventStatus::New)
+                            })
+                            .collect();
+                        let r = if group {
+                            let opts = IngestOptions {
+                                incident_window: Some(Duration::from_secs(600)),
+                                ..IngestOptions::PLAIN
+                            };
+                            s.ingest_events(&batch, &opts).await.map(|_| ())
+                        } else {
+                            s.insert_events(&batch).await.map(|_| ())
+                        };
+                        match r {
+                            Ok(()) => {}
+                            Err(e) if e.code() == "sensor.not_found" => return,
+                            Err(e) => panic!("unexpected ingest error: {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        s.delete_sensor(sn).await.unwrap();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let left = EventQuery {
+            sensors: vec![sn],
+            ..Default::default()
+        };
+        assert_eq!(s.count_events(&left).await.unwrap(), 0, "batches of {size}");
+    }
+    assert_eq!(s.count_events(&EventQuery::default()).await.unwrap(), 0);
+}
+
 /// The same batch uploaded several times at once (a sensor retrying while its first upload is
 /// still being stored) is stored exactly once, without grouping too.
 pub async fn events_concurrent_duplicate_inserts(s: S) {
