@@ -150,18 +150,16 @@ impl PostgresStore {
             chunk
         };
         let c = EventColumns::of(chunk);
+        // The distinct sensors the checked statement locks and joins.
+        let sensors: Option<Vec<i64>> = check_sensors.then(|| {
+            let set: std::collections::BTreeSet<i64> = c.sensor_id.iter().copied().collect();
+            set.into_iter().collect()
+        });
         let sql = if check_sensors {
             ARRAY_INSERT_CHECKED
         } else {
             ARRAY_INSERT
         };
-        let sensors: Vec<i64> = c
-            .sensor_id
-            .iter()
-            .copied()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let query = sqlx::query_as(sql)
             .bind(received_at)
             .bind(c.uid)
@@ -183,10 +181,9 @@ impl PostgresStore {
             .bind(c.details)
             .bind(c.packets)
             .bind(c.incident_id);
-        let query = if check_sensors {
-            query.bind(&sensors)
-        } else {
-            query
+        let query = match sensors {
+            Some(sensors) => query.bind(sensors),
+            None => query,
         };
         let rows: Vec<(Vec<u8>, i64)> = query
             .fetch_all(&mut **tx)
