@@ -8,7 +8,8 @@
 //!
 //! Environment: `HONEYSENS_TEST_POSTGRES_URL`, `HONEYSENS_TEST_MYSQL_URL` (backends without a URL
 //! are skipped), `HONEYSENS_BENCH_INGEST_EVENTS` (events per repetition for batches of 100 and
-//! 1000, default 20000; batches of 1 use a tenth of it, default 2000). See
+//! 1000, default 20000; batches of 1 use a tenth of it, default 2000), `HONEYSENS_BENCH_SOURCES`
+//! (distinct source addresses; default all of 10.0.0.0/8, uniformly random). See
 //! `docs/benchmarks.md`.
 
 // A benchmark `main` may stop with a message where the workspace lints (written for library
@@ -18,8 +19,8 @@
 mod common;
 
 use common::{
-    Backend, BenchDb, EventGen, Kind, Res, create_fleet, env_usize, markdown_table, median,
-    min_max, print_machine_info, rate, self_check, thousands, with_bench_db,
+    ALL_SOURCES, Backend, BenchDb, EventGen, Kind, Res, create_fleet, env_usize, markdown_table,
+    median, min_max, print_machine_info, rate, self_check, thousands, with_bench_db,
 };
 use honeysens_core::model::EventQuery;
 use std::time::Instant;
@@ -57,16 +58,27 @@ async fn run() -> Res<()> {
     let configured = env_usize("HONEYSENS_BENCH_INGEST_EVENTS")?;
     let bulk_events = configured.unwrap_or(20_000);
     let single_events = configured.map_or(2_000, |n| (n / 10).max(1));
+    let sources = match env_usize("HONEYSENS_BENCH_SOURCES")? {
+        Some(n) => u32::try_from(n)
+            .unwrap_or(ALL_SOURCES)
+            .clamp(1, ALL_SOURCES),
+        None => ALL_SOURCES,
+    };
     println!(
         "Events per repetition: {bulk_events} for batches of 100 and 1000, {single_events} for \
-         batches of 1; {REPETITIONS} repetitions, median reported.\n"
+         batches of 1; {REPETITIONS} repetitions, median reported. Sources: {}.\n",
+        if sources == ALL_SOURCES {
+            "uniformly random in 10.0.0.0/8".to_owned()
+        } else {
+            format!("{sources} addresses, uniformly")
+        }
     );
 
     let mut results = Vec::new();
     let mut failed = Vec::new();
     for kind in Kind::ALL {
         let out = with_bench_db(kind, async |db| {
-            bench_backend(db, bulk_events, single_events).await
+            bench_backend(db, bulk_events, single_events, sources).await
         })
         .await;
         match out {
@@ -129,9 +141,10 @@ async fn bench_backend(
     db: &BenchDb,
     bulk_events: usize,
     single_events: usize,
+    sources: u32,
 ) -> Res<Vec<Measurement>> {
     let backend = Backend::open(db).await?;
-    let result = measure_backend(&backend, bulk_events, single_events).await;
+    let result = measure_backend(&backend, bulk_events, single_events, sources).await;
     backend.close().await;
     result
 }
@@ -140,12 +153,13 @@ async fn measure_backend(
     backend: &Backend,
     bulk_events: usize,
     single_events: usize,
+    sources: u32,
 ) -> Res<Vec<Measurement>> {
     let name = backend.kind.name();
     println!("- {name}: {}", backend.raw.server_info().await?);
     let fleet = create_fleet(backend.store.as_ref(), 1, SENSORS).await?;
     self_check(&fleet)?;
-    let mut generator = EventGen::live(SEED, &fleet);
+    let mut generator = EventGen::live(SEED, &fleet).with_sources(sources);
 
     // One upload after another per batch size, then concurrent uploads.
     let cases = BATCH_SIZES

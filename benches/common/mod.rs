@@ -674,7 +674,12 @@ pub struct EventGen {
     sensors: Vec<(SensorId, DivisionId)>,
     clock: Clock,
     mixed_status: bool,
+    /// Distinct source addresses drawn from (uniformly), spread over 10.0.0.0/8.
+    sources: u32,
 }
+
+/// Addresses of 10.0.0.0/8, the default source range of generated events.
+pub const ALL_SOURCES: u32 = 1 << 24;
 
 fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
@@ -716,6 +721,7 @@ impl EventGen {
             sensors: fleet.sensors.clone(),
             clock,
             mixed_status: false,
+            sources: ALL_SOURCES,
         }
     }
 
@@ -741,6 +747,7 @@ impl EventGen {
                 next: 0,
             },
             mixed_status: false,
+            sources: ALL_SOURCES,
         }
     }
 
@@ -771,6 +778,12 @@ impl EventGen {
                 from_micros(ts.clamp(*start_us, *start_us + *span_us - 1))
             }
         }
+    }
+
+    /// Draws sources from `n` addresses (a few active attackers) instead of all of 10.0.0.0/8.
+    pub fn with_sources(mut self, n: u32) -> EventGen {
+        self.sources = n.clamp(1, ALL_SOURCES);
+        self
     }
 
     /// Draws statuses from the query mix (70 % new) instead of all `new`.
@@ -810,7 +823,9 @@ impl EventGen {
             }
             chosen
         };
-        let src_bits: u32 = rng.random_range(0..1 << 24);
+        // Source number i of n sits at i * (2^24 / n): the keys of few sources still spread
+        // over the source index as far apart as a /8 allows.
+        let src_bits: u32 = rng.random_range(0..self.sources) * (ALL_SOURCES / self.sources);
         let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | src_bits));
         let dst = IpAddr::V4(Ipv4Addr::new(
             172,
